@@ -1,0 +1,270 @@
+"""The Embedder: any-length audio → scene and timestamp embeddings from an echoic model.
+
+How a clip is embedded:
+1. It is cut into chunks of ``chunk_s`` seconds that overlap by ``overlap_s``; chunk starts sit on
+   the encoder's time-patch grid, and the last chunk is shifted back to end at the clip's end, so
+   every chunk but a short clip's only one is full-length.
+2. Chunks of all clips are batched (``batch_size`` per forward), encoded, and one layer is chosen
+   (an index, ``"mean"`` of all layers, or given weights). Tokens of one time patch are pooled over
+   frequency (mean, or concatenated) into one frame embedding per time patch.
+3. Frames are stitched: each time patch is taken from the chunk where it sits farthest from an edge
+   (the midpoint of each overlap is the boundary). Padding never enters a pooled value.
+4. Scene embedding = mean of the stitched frames. Timestamp embeddings = the stitched frames,
+   linearly interpolated onto a regular grid whose hop is the patch hop divided by the smallest
+   integer that brings it to ≤ ``max_timestamp_hop_ms``; timestamps are frame centres in ms, and
+   those beyond the clip's duration are dropped.
+
+Because each chunk's frontend and encoder outputs depend only on that chunk's own samples, a clip
+gets the same embeddings alone or in a batch of clips of other lengths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from echoic.checkpoint import DEFAULT_MODEL, EchoicModel, load
+from echoic.config import from_dict
+from echoic.data.audio import resample
+from echoic.data.batch import pad_batch
+from echoic.errors import ConfigError
+
+LayerChoice = int | str | tuple[float, ...]
+
+
+@dataclass
+class EmbedConfig:
+    """How embeddings are taken from a model."""
+
+    layer: LayerChoice = -1
+    chunk_s: float = 10.24
+    overlap_s: float = 2.56
+    max_timestamp_hop_ms: float = 50.0
+    batch_size: int = 8
+    freq_pool: str = "mean"  # "mean" | "concat"
+
+
+@dataclass
+class ClipEmbedding:
+    """Embeddings of one clip.
+
+    scene: ``(D,)``; frames: ``(T, D)`` one per time patch at ``frame_times_ms`` ``(T,)``;
+    timestamps: ``(T', D)`` on the regular grid ``timestamps_ms`` ``(T',)``.
+    """
+
+    scene: torch.Tensor
+    frames: torch.Tensor
+    frame_times_ms: torch.Tensor
+    timestamps: torch.Tensor
+    timestamps_ms: torch.Tensor
+
+
+class Embedder:
+    """Scene and timestamp embeddings of any-length audio (see module docstring)."""
+
+    def __init__(
+        self,
+        model: EchoicModel | str = DEFAULT_MODEL,
+        config: EmbedConfig | dict | None = None,
+        **overrides: object,
+    ) -> None:
+        self.model = load(model) if isinstance(model, str) else model
+        self.model.eval()
+        if isinstance(config, dict) or config is None:
+            config = from_dict(EmbedConfig, {**(config or {}), **overrides}, where="EmbedConfig")
+        elif overrides:
+            config = from_dict(EmbedConfig, {**config.__dict__, **overrides}, where="EmbedConfig")
+        if isinstance(config.layer, list):
+            config.layer = tuple(config.layer)
+        self.config = config
+        frontend, encoder = self.model.frontend, self.model.encoder
+        self._patch_f, self._patch_t = encoder.config.patch
+        self._hop = round(frontend.hop_s * frontend.sample_rate)  # samples per frame hop
+        self._win = int(frontend.min_samples)  # samples of one frame
+        self._token_hop = self._patch_t * self._hop  # samples per time patch
+        self._n_freq = encoder.config.n_bins // self._patch_f
+        self._chunk_tokens = max(1, round(config.chunk_s * frontend.sample_rate / self._token_hop))
+        overlap = round(config.overlap_s * frontend.sample_rate / self._token_hop)
+        if not 0 <= overlap < self._chunk_tokens:
+            raise ConfigError(
+                f"overlap_s={config.overlap_s} must be ≥ 0 and shorter than chunk_s={config.chunk_s}"
+            )
+        self._step_tokens = self._chunk_tokens - overlap
+        if config.freq_pool not in ("mean", "concat"):
+            raise ConfigError(f"freq_pool must be 'mean' or 'concat'; found {config.freq_pool!r}")
+        self._check_layer(config.layer)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    @property
+    def embedding_size(self) -> int:
+        dim = self.model.encoder.config.dim
+        return dim * self._n_freq if self.config.freq_pool == "concat" else dim
+
+    @property
+    def frame_hop_ms(self) -> float:
+        return 1000.0 * self._token_hop / self.sample_rate
+
+    @property
+    def timestamp_hop_ms(self) -> float:
+        factor = math.ceil(self.frame_hop_ms / self.config.max_timestamp_hop_ms - 1e-9)
+        return self.frame_hop_ms / max(1, factor)
+
+    @property
+    def label(self) -> str:
+        return self.model.label
+
+    # ---------------------------------------------------------------- public API
+    @torch.inference_mode()
+    def embed(
+        self,
+        waveforms: Sequence[torch.Tensor | np.ndarray],
+        sample_rate: int | None = None,
+    ) -> list[ClipEmbedding]:
+        """Embed clips of any lengths (1-D mono arrays at ``sample_rate``, default the model's)."""
+        clips = [self._prepare(w, sample_rate) for w in waveforms]
+        plans = [self._plan(int(c.shape[0])) for c in clips]
+        jobs = [(i, k) for i, plan in enumerate(plans) for k in range(len(plan))]
+        jobs.sort(key=lambda job: -self._chunk_len(clips[job[0]], plans[job[0]][job[1]]))
+        outputs: dict[tuple[int, int], torch.Tensor] = {}
+        bs = max(1, self.config.batch_size)
+        for start in range(0, len(jobs), bs):
+            group = jobs[start : start + bs]
+            pieces = [self._chunk(clips[i], plans[i][k]) for i, k in group]
+            frames, valid = self._encode(pieces)
+            for row, job in enumerate(group):
+                outputs[job] = frames[row, : int(valid[row])]
+        return [
+            self._stitch(
+                [outputs[(i, k)] for k in range(len(plans[i]))], plans[i], clips[i].shape[0]
+            )
+            for i in range(len(clips))
+        ]
+
+    def scene_embeddings(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> torch.Tensor:
+        """``(B, D)`` scene embeddings."""
+        return torch.stack([e.scene for e in self.embed(waveforms, sample_rate)])
+
+    def timestamp_embeddings(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per clip: ``(T, D)`` embeddings and ``(T,)`` timestamps in ms."""
+        return [(e.timestamps, e.timestamps_ms) for e in self.embed(waveforms, sample_rate)]
+
+    # ---------------------------------------------------------------- internals
+    def _check_layer(self, layer: LayerChoice) -> None:
+        n = self.model.encoder.config.depth + 1
+        if isinstance(layer, int):
+            if not -n <= layer < n:
+                raise ConfigError(f"layer index {layer} out of range for {n} layers (0..{n - 1})")
+        elif isinstance(layer, str):
+            if layer != "mean":
+                raise ConfigError(f"layer must be an int, 'mean' or weights; found {layer!r}")
+        elif len(layer) != n:
+            raise ConfigError(f"layer weights need {n} values (one per layer); found {len(layer)}")
+
+    def _prepare(self, wave: torch.Tensor | np.ndarray, sample_rate: int | None) -> torch.Tensor:
+        x = np.asarray(wave.detach().cpu() if isinstance(wave, torch.Tensor) else wave)
+        if x.ndim != 1:
+            raise ValueError(f"expected 1-D mono audio; found shape {x.shape}. Mix down first.")
+        x = x.astype(np.float32, copy=False)
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            x = resample(x, sample_rate, self.sample_rate)
+        if x.shape[0] < self._win:  # shorter than one frame: zero-pad to one frame
+            x = np.pad(x, (0, self._win - x.shape[0]))
+        return torch.from_numpy(np.ascontiguousarray(x))
+
+    def _total_tokens(self, n_samples: int) -> int:
+        frames = 1 + (n_samples - self._win) // self._hop
+        return math.ceil(frames / self._patch_t)
+
+    def _plan(self, n_samples: int) -> list[tuple[int, int]]:
+        """Chunks of one clip as (first token, end token) on the global time-patch grid."""
+        total = self._total_tokens(n_samples)
+        last_start = max(0, total - self._chunk_tokens)
+        starts = sorted({min(k * self._step_tokens, last_start) for k in range(total + 1)})
+        starts = [s for s in starts if s <= last_start]
+        return [(s, min(s + self._chunk_tokens, total)) for s in starts]
+
+    def _chunk_len(self, clip: torch.Tensor, span: tuple[int, int]) -> int:
+        first, end = span
+        start = first * self._token_hop
+        want = (end - first) * self._token_hop - self._hop + self._win
+        return min(want, int(clip.shape[0]) - start)
+
+    def _chunk(self, clip: torch.Tensor, span: tuple[int, int]) -> torch.Tensor:
+        start = span[0] * self._token_hop
+        return clip[start : start + self._chunk_len(clip, span)]
+
+    def _encode(self, pieces: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame embeddings ``(b, T, D)`` and valid frame counts ``(b,)`` of a group of chunks."""
+        batch = pad_batch(pieces, self.sample_rate)
+        out = self.model(batch)
+        layer = self.config.layer
+        if isinstance(layer, int):
+            tokens = out.layers[layer]
+        elif isinstance(layer, str):
+            tokens = torch.stack(out.layers).mean(0)
+        else:
+            weights = torch.tensor(layer, dtype=out.layers[0].dtype)
+            tokens = torch.einsum("l,lbnd->bnd", weights, torch.stack(out.layers))
+        b, n, d = tokens.shape
+        n_time = n // self._n_freq
+        grid = tokens.reshape(b, n_time, self._n_freq, d)  # time-major token order
+        frames = grid.mean(2) if self.config.freq_pool == "mean" else grid.reshape(b, n_time, -1)
+        valid_tokens = (~out.padding_mask).sum(1)
+        return frames, valid_tokens // self._n_freq
+
+    def _stitch(
+        self, chunks: list[torch.Tensor], plan: list[tuple[int, int]], n_samples: int
+    ) -> ClipEmbedding:
+        bounds = [plan[0][0]]
+        for (_, end), (next_first, _) in zip(plan[:-1], plan[1:], strict=True):
+            bounds.append((next_first + end) // 2)
+        bounds.append(plan[-1][1])
+        parts = []
+        for k, (first, _) in enumerate(plan):
+            lo, hi = bounds[k] - first, bounds[k + 1] - first
+            parts.append(chunks[k][lo:hi])
+        frames = torch.cat(parts).float()
+        frontend = self.model.frontend
+        idx = torch.arange(frames.shape[0], dtype=torch.float64)
+        centre_s = frontend.first_centre_s + frontend.hop_s * (
+            idx * self._patch_t + (self._patch_t - 1) / 2
+        )
+        frame_ms = centre_s * 1000.0
+        ts, ts_ms = self._interpolate(frames, frame_ms, 1000.0 * n_samples / self.sample_rate)
+        return ClipEmbedding(
+            scene=frames.mean(0),
+            frames=frames,
+            frame_times_ms=frame_ms,
+            timestamps=ts,
+            timestamps_ms=ts_ms,
+        )
+
+    def _interpolate(
+        self, frames: torch.Tensor, frame_ms: torch.Tensor, duration_ms: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        factor = max(1, round(self.frame_hop_ms / self.timestamp_hop_ms))
+        n = frames.shape[0]
+        if factor > 1 and n > 1:
+            pos = torch.arange((n - 1) * factor + 1, dtype=torch.float64) / factor
+            lo = pos.floor().long().clamp(max=n - 2)
+            frac = (pos - lo).to(frames.dtype)[:, None]
+            frames = frames[lo] * (1 - frac) + frames[lo + 1] * frac
+            times = frame_ms[0] + pos * self.frame_hop_ms
+        else:
+            times = frame_ms
+        keep = times <= duration_ms + 1e-6
+        if not bool(keep.any()):  # shorter than one patch: one frame, stamped at the clip's middle
+            return frames[:1].contiguous(), torch.tensor([duration_ms / 2], dtype=times.dtype)
+        return frames[keep].contiguous(), times[keep]

@@ -1,0 +1,272 @@
+"""Batch extraction behind ``echoic embed``: files → Parquet rows, resumable, bad files skipped.
+
+Rows are written in part files under ``<out>.parts/`` as they are finished, so an interrupted run
+loses at most one flush; a re-run skips every path already in ``<out>`` or its parts and merges
+everything into ``<out>`` at the end. Files that cannot be read are reported per file (the summary
+and ``<out stem>.errors.csv``) and skipped; one bad file never stops the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from echoic import __version__
+from echoic.config import to_dict
+from echoic.data.audio import audio_info, load_audio, require_min_samples
+from echoic.data.discover import find_audio
+from echoic.embed.embedder import ClipEmbedding, Embedder
+from echoic.errors import AudioError, EchoicError
+
+_META_KEY = b"echoic"
+
+
+@dataclass
+class ExtractReport:
+    """What a run did. ``errors``: (path, cause) per skipped file; ``converted``: counts of
+    mixed-down / resampled inputs by kind."""
+
+    out: Path
+    written: int = 0
+    already_done: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    converted: Counter[str] = field(default_factory=Counter)
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def errors_csv(self) -> Path:
+        return errors_path(self.out)
+
+    def summary(self) -> str:
+        lines = [
+            f"wrote {self.written} rows to {self.out} ({self.already_done} already there); "
+            f"{len(self.errors)} file(s) skipped",
+        ]
+        if self.wall_s > 0:
+            lines.append(
+                f"{self.audio_s:.1f} s of audio in {self.wall_s:.1f} s "
+                f"({self.audio_s / self.wall_s:.1f} audio-seconds per second)"
+            )
+        for kind, n in sorted(self.converted.items()):
+            lines.append(f"converted: {n} file(s) {kind}")
+        for path, cause in self.errors:
+            lines.append(f"skipped {path}: {cause}")
+        if self.errors:
+            lines.append(f"errors listed in {self.errors_csv}")
+        return "\n".join(lines)
+
+
+def errors_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".errors.csv")
+
+
+def _parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _run_metadata(embedder: Embedder, timestamps: bool) -> dict[str, object]:
+    return {
+        "echoic_version": __version__,
+        "model": embedder.label,
+        "model_config": to_dict(embedder.model.config),
+        "embed_config": to_dict(embedder.config),
+        "timestamps": timestamps,
+        "sample_rate": embedder.sample_rate,
+    }
+
+
+def _schema(dim: int, timestamps: bool, meta: dict[str, object]) -> pa.Schema:
+    fields = [
+        pa.field("path", pa.string()),
+        pa.field("duration_s", pa.float64()),
+        pa.field("embedding", pa.list_(pa.float32(), dim)),
+    ]
+    if timestamps:
+        fields += [
+            pa.field("timestamps_ms", pa.list_(pa.float64())),
+            pa.field("timestamp_embeddings", pa.list_(pa.list_(pa.float32(), dim))),
+        ]
+    return pa.schema(fields, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def _table(rows: list[tuple[str, float, ClipEmbedding]], schema: pa.Schema) -> pa.Table:
+    dim = schema.field("embedding").type.list_size
+    scene = np.stack([r[2].scene.numpy() for r in rows]).astype(np.float32)
+    cols: dict[str, pa.Array] = {
+        "path": pa.array([r[0] for r in rows], pa.string()),
+        "duration_s": pa.array([r[1] for r in rows], pa.float64()),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(scene.reshape(-1)), dim),
+    }
+    if "timestamps_ms" in schema.names:
+        counts = np.array([0] + [r[2].timestamps_ms.shape[0] for r in rows])
+        offsets = pa.array(np.cumsum(counts).astype(np.int32))
+        times = np.concatenate([r[2].timestamps_ms.numpy() for r in rows])
+        embs = np.concatenate([r[2].timestamps.numpy() for r in rows]).astype(np.float32)
+        cols["timestamps_ms"] = pa.ListArray.from_arrays(offsets, pa.array(times))
+        inner = pa.FixedSizeListArray.from_arrays(pa.array(embs.reshape(-1)), dim)
+        cols["timestamp_embeddings"] = pa.ListArray.from_arrays(offsets, inner)
+    return pa.table(cols, schema=schema)
+
+
+def _atomic_parquet(table: pa.Table, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, target)
+
+
+def _existing_tables(out: Path) -> list[pa.Table]:
+    tables = [pq.read_table(out)] if out.is_file() else []
+    parts = _parts_dir(out)
+    if parts.is_dir():
+        tables += [pq.read_table(p) for p in sorted(parts.glob("part-*.parquet"))]
+    return tables
+
+
+def _check_compatible(tables: Iterable[pa.Table], meta: dict[str, object], out: Path) -> None:
+    for table in tables:
+        raw = (table.schema.metadata or {}).get(_META_KEY)
+        found = json.loads(raw) if raw else {}
+        mine = {k: meta[k] for k in ("model_config", "embed_config", "timestamps")}
+        theirs = {k: found.get(k) for k in mine}
+        if mine != theirs:
+            raise EchoicError(
+                f"{out} holds embeddings from another model or settings "
+                f"({found.get('model')!r}, timestamps={found.get('timestamps')}); expected "
+                f"{meta['model']!r}, timestamps={meta['timestamps']}. Use another --out or delete it."
+            )
+
+
+def extract(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    embedder: Embedder,
+    timestamps: bool = False,
+    max_duration_s: float | None = None,
+    files_per_batch: int = 16,
+    flush_every: int = 64,
+    progress: bool = True,
+) -> ExtractReport:
+    """Embed every audio file under ``paths`` into the Parquet file ``out`` (see module docstring)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    report = ExtractReport(out=out)
+    meta = _run_metadata(embedder, timestamps)
+    schema = _schema(embedder.embedding_size, timestamps, meta)
+    existing = _existing_tables(out)
+    _check_compatible(existing, meta, out)
+    done = {p for t in existing for p in t.column("path").to_pylist()}
+    files = [Path(p) for p in find_audio(paths)]
+    todo = [f for f in files if str(f.resolve()) not in done]
+    report.already_done = len(files) - len(todo)
+    parts = _parts_dir(out)
+    parts.mkdir(exist_ok=True)
+    part_no = len(list(parts.glob("part-*.parquet")))
+    pending: list[tuple[str, float, ClipEmbedding]] = []
+    min_samples = int(embedder.model.frontend.min_samples)
+
+    def flush() -> None:
+        nonlocal part_no, pending
+        if pending:
+            _atomic_parquet(_table(pending, schema), parts / f"part-{part_no:06d}.parquet")
+            part_no += 1
+            report.written += len(pending)
+            pending = []
+
+    bar = tqdm(total=len(todo), desc="embed", unit="file", disable=not progress)
+    for group_start in range(0, len(todo), files_per_batch):
+        loaded: list[tuple[str, np.ndarray]] = []
+        for path in todo[group_start : group_start + files_per_batch]:
+            try:
+                info = audio_info(path)
+                wave, _ = load_audio(
+                    path, sample_rate=embedder.sample_rate, max_duration_s=max_duration_s
+                )
+                require_min_samples(wave, min_samples, path)
+            except AudioError as err:
+                report.errors.append((str(path), err.cause))
+                continue
+            except Exception as err:  # a decoder bug must not end the batch job
+                report.errors.append((str(path), f"{type(err).__name__}: {err}"))
+                continue
+            if info.channels > 1:
+                report.converted[f"mixed from {info.channels} channels to mono"] += 1
+            if info.sample_rate != embedder.sample_rate:
+                report.converted[
+                    f"resampled {info.sample_rate} Hz → {embedder.sample_rate} Hz"
+                ] += 1
+            loaded.append((str(path.resolve()), wave))
+        for (key, wave), emb in zip(loaded, _embed_isolating(embedder, loaded, report), strict=True):
+            if emb is not None:
+                duration = wave.shape[0] / embedder.sample_rate
+                report.audio_s += duration
+                pending.append((key, duration, emb))
+        bar.update(min(files_per_batch, len(todo) - group_start))
+        bar.set_postfix(errors=len(report.errors))
+        if len(pending) >= flush_every:
+            flush()
+    bar.close()
+    flush()
+    _merge(out, schema)
+    shutil.rmtree(parts, ignore_errors=True)
+    _write_errors(report)
+    report.wall_s = time.perf_counter() - start
+    return report
+
+
+def _embed_isolating(
+    embedder: Embedder, loaded: list[tuple[str, np.ndarray]], report: ExtractReport
+) -> list[ClipEmbedding | None]:
+    """Embed a group; if the group fails, embed one by one so only the culprit is skipped."""
+    if not loaded:
+        return []
+    try:
+        return list(embedder.embed([w for _, w in loaded]))
+    except Exception:
+        results: list[ClipEmbedding | None] = []
+        for key, wave in loaded:
+            try:
+                results.append(embedder.embed([wave])[0])
+            except Exception as err:
+                report.errors.append((key, f"embedding failed: {type(err).__name__}: {err}"))
+                results.append(None)
+        return results
+
+
+def _merge(out: Path, schema: pa.Schema) -> None:
+    tables = _existing_tables(out)
+    if not tables:
+        _atomic_parquet(schema.empty_table(), out)
+        return
+    merged = pa.concat_tables([t.cast(schema) for t in tables])
+    # A run stopped between writing <out> and removing the parts would otherwise double rows.
+    first: dict[str, int] = {}
+    for i, path in enumerate(merged.column("path").to_pylist()):
+        first.setdefault(path, i)
+    if len(first) < merged.num_rows:
+        merged = merged.take(pa.array(sorted(first.values())))
+    _atomic_parquet(merged.replace_schema_metadata(schema.metadata), out)
+
+
+def _write_errors(report: ExtractReport) -> None:
+    target = report.errors_csv
+    if not report.errors:
+        target.unlink(missing_ok=True)
+        return
+    with target.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "error"])
+        writer.writerows(report.errors)

@@ -1,0 +1,211 @@
+"""The frontend contract (AudioBatch → Features), the frontend registry and ``build_frontend``.
+
+Every frontend frames audio the Kaldi "snip edges" way: frame ``i`` covers samples
+``[i * hop, i * hop + win)`` and an item of ``n`` valid samples has ``1 + (n - win) // hop`` frames
+(0 when ``n < win``). A frame therefore only ever reads samples of its own item inside that item's
+valid length, which makes every frontend batch-invariant: a clip padded inside a batch gives the
+same features as the clip alone, and frames beyond an item's length are set to exactly 0.
+
+Normalisation is ``values = (x - mean) / std`` with ``mean`` and ``std`` taken from the config.
+Published checkpoints state theirs in other ways; expressed here:
+
+- AST / SSAST / AudioMAE divide by *twice* the dataset std: ``(fbank + 4.2677393) / (2 * 4.5689974)``
+  → ``mean=-4.2677393, std=2 * 4.5689974`` (Kaldi fbank, hanning window, waveform in [-1, 1]).
+- BEATs computes the Kaldi fbank of ``waveform * 2**15`` and divides by ``2 * 6.55582``
+  → ``waveform_scale=32768, mean=15.41663, std=2 * 6.55582`` (povey window).
+
+See :data:`echoic.features.kaldi.KALDI_FBANK_PRESETS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, ClassVar, overload
+
+import torch
+
+from echoic.config import from_dict, to_dict
+from echoic.errors import ConfigError
+from echoic.registry import Registry
+from echoic.types import AudioBatch, Features
+
+FRONTENDS: Registry[tuple[type[Any], type[Frontend]]] = Registry(
+    "frontend", discover_package="echoic.features"
+)
+"""name → ``(ConfigClass, FrontendClass)``; modules of ``echoic.features`` register themselves."""
+
+
+def snip_edges_num_frames(n_samples: int, win_length: int, hop_length: int) -> int:
+    """Frames of ``win_length`` every ``hop_length`` samples that fit fully in ``n_samples``."""
+    if n_samples < win_length:
+        return 0
+    return 1 + (n_samples - win_length) // hop_length
+
+
+class Frontend(torch.nn.Module):
+    """Base class of every frontend: ``AudioBatch`` ``(B, S)`` → ``Features`` ``(B, F, T)``.
+
+    Subclasses set ``name``, implement ``n_bins``, ``win_length``, ``hop_length`` (in samples) and
+    ``compute(frames_source, n_frames)``; the base class checks the batch, counts frames per item,
+    normalises with the config's ``mean``/``std`` and zeroes the padded frames.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+        if float(config.std) <= 0:
+            raise ConfigError(
+                f"{type(config).__name__}.std must be > 0; found {config.std}. "
+                "Use std=1.0 for no scaling."
+            )
+
+    # -- geometry ------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        """Samples per second the frontend expects."""
+        return int(self.config.sample_rate)
+
+    @property
+    def n_bins(self) -> int:
+        """Number of feature bins ``F``."""
+        raise NotImplementedError
+
+    @property
+    def win_length(self) -> int:
+        """Samples per frame."""
+        raise NotImplementedError
+
+    @property
+    def hop_length(self) -> int:
+        """Samples between consecutive frames."""
+        raise NotImplementedError
+
+    @property
+    def hop_s(self) -> float:
+        """Seconds between consecutive frames."""
+        return self.hop_length / self.sample_rate
+
+    @property
+    def first_centre_s(self) -> float:
+        """Time of the centre of frame 0: the mean time of its samples, ``(win - 1) / 2 / sr``."""
+        return (self.win_length - 1) / 2 / self.sample_rate
+
+    @property
+    def min_samples(self) -> int:
+        """Samples needed for one frame."""
+        return self.win_length
+
+    @overload
+    def num_frames(self, n_samples: int) -> int: ...
+
+    @overload
+    def num_frames(self, n_samples: torch.Tensor) -> torch.Tensor: ...
+
+    def num_frames(self, n_samples: int | torch.Tensor) -> int | torch.Tensor:
+        """Frames for ``n_samples`` valid samples (an int, or an int tensor of any shape)."""
+        win, hop = self.win_length, self.hop_length
+        if isinstance(n_samples, torch.Tensor):
+            n = n_samples.to(torch.int64)
+            frames = 1 + torch.div(n - win, hop, rounding_mode="floor")
+            return torch.where(n >= win, frames, torch.zeros_like(frames))
+        return snip_edges_num_frames(int(n_samples), win, hop)
+
+    # -- computation ---------------------------------------------------------------------------
+    def compute(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Unnormalised features of the first ``n_frames`` frames.
+
+        waveform: ``(B, S)`` float32 with ``S >= (n_frames - 1) * hop + win``.
+        Returns ``(B, F, n_frames)`` float32.
+        """
+        raise NotImplementedError
+
+    def check_batch(self, batch: AudioBatch) -> torch.Tensor:
+        """The batch's ``(B, S)`` float32 waveform, after checking rate, channels and lengths."""
+        if batch.sample_rate != self.sample_rate:
+            raise ValueError(
+                f"{type(self).__name__} expects audio at {self.sample_rate} Hz; found "
+                f"{batch.sample_rate} Hz. Resample when loading, e.g. "
+                f"echoic.data.load_audio(path, sample_rate={self.sample_rate})."
+            )
+        waveform = batch.waveform
+        if waveform.ndim == 3:
+            if waveform.shape[1] != 1:
+                raise ValueError(
+                    f"{type(self).__name__} expects mono audio (B, S); found {waveform.shape[1]} "
+                    f"channels, shape {tuple(waveform.shape)}. Downmix first (waveform.mean(dim=1)) "
+                    "or load with mono=True."
+                )
+            waveform = waveform[:, 0]
+        lengths = batch.lengths
+        if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > waveform.shape[-1]):
+            raise ValueError(
+                f"AudioBatch.lengths must lie in [0, {waveform.shape[-1]}] (the padded length); "
+                f"found min {int(lengths.min())}, max {int(lengths.max())}."
+            )
+        if waveform.is_complex() or not waveform.is_floating_point():
+            raise ValueError(
+                f"AudioBatch.waveform must be a real float tensor in [-1, 1]; found {waveform.dtype}. "
+                "Convert integer PCM with waveform.float() / 32768."
+            )
+        return waveform.to(torch.float32)
+
+    def forward(self, batch: AudioBatch) -> Features:
+        """``AudioBatch`` ``(B, S)`` → ``Features`` ``(B, F, T)``, T = frames of the longest item."""
+        waveform = self.check_batch(batch)
+        lengths = self.num_frames(batch.lengths.to(waveform.device))
+        n_frames = int(lengths.max()) if lengths.numel() else 0
+        if n_frames == 0:
+            values = waveform.new_zeros(waveform.shape[0], self.n_bins, 0)
+        else:
+            needed = (n_frames - 1) * self.hop_length + self.win_length
+            values = self.compute(waveform[:, :needed], n_frames)
+            values = (values - float(self.config.mean)) / float(self.config.std)
+            padded = torch.arange(n_frames, device=values.device)[None, :] >= lengths[:, None]
+            values = values.masked_fill(padded[:, None, :], 0.0)
+        return Features(
+            values=values,
+            lengths=lengths,
+            hop_s=self.hop_s,
+            first_centre_s=self.first_centre_s,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., "config": {...}}``, JSON-ready; ``build_frontend(**d)`` rebuilds it."""
+        return {"name": self.name, "config": to_dict(self.config)}
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, config={self.config}"
+
+
+def build_frontend(name: str, config: dict[str, Any] | Any | None = None) -> Frontend:
+    """Build the frontend registered as ``name``.
+
+    ``config`` is a dict (unknown keys raise :class:`ConfigError` naming the nearest valid key),
+    an instance of that frontend's config dataclass, or None for the defaults.
+    """
+    config_class, frontend_class = FRONTENDS.get(name)
+    if config is None or isinstance(config, dict):
+        config = from_dict(config_class, config, where=f"frontend {name!r}")
+    elif not (dataclasses.is_dataclass(config) and isinstance(config, config_class)):
+        raise ConfigError(
+            f"frontend {name!r} expects a dict or a {config_class.__name__}; "
+            f"found {type(config).__name__}. Pass build_frontend({name!r}, {{...}}) or "
+            f"build_frontend({name!r}, {config_class.__name__}(...))."
+        )
+    return frontend_class(config)
+
+
+def check_choice(config: Any, field: str, valid: tuple[str | None, ...]) -> None:
+    """Raise a ConfigError naming the nearest choice when ``config.field`` is not in ``valid``."""
+    value = getattr(config, field)
+    if value in valid:
+        return
+    names = [str(v) for v in valid]
+    close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.0)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"{type(config).__name__}.{field} must be one of {', '.join(names)}; found {value!r}.{hint}"
+    )

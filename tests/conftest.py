@@ -1,0 +1,58 @@
+"""Shared fixtures: real-data location, tiny models, synthetic audio."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)  # tests run in parallel workers on 2 cores
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ECHOIC_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.skip(f"real-audio data not found at {SHARED_DATA} (set ECHOIC_DATA)")
+    return SHARED_DATA
+
+
+def tiny_model_config(seed: int = 0, **frontend: object):
+    from echoic.checkpoint import ModelConfig
+    from echoic.encoders.vit import build_encoder
+
+    n_bins = build_encoder("vit_test").config.n_bins
+    return ModelConfig(
+        encoder="vit_test",
+        frontend="kaldi_fbank",
+        frontend_config={"n_mels": n_bins, **frontend},
+        name="tiny-test",
+        untrained=True,
+        provenance={"seed": seed},
+    )
+
+
+def make_tiny_model(seed: int = 0):
+    from echoic.checkpoint import EchoicModel
+
+    torch.manual_seed(seed)
+    return EchoicModel(tiny_model_config(seed)).eval()
+
+
+@pytest.fixture
+def tiny_model():
+    return make_tiny_model()
+
+
+def tone(seconds: float, sr: int = 16000, freq: float = 440.0, seed: int = 0) -> np.ndarray:
+    """A tone plus a little noise, float32 in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.5 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(t.shape)
+    return x.astype(np.float32)
