@@ -19,8 +19,8 @@ from echoic.errors import AudioError
 SOUNDFILE = "soundfile"
 PYAV = "pyav"
 
-# Containers libsndfile cannot read: go straight to PyAV.
-PYAV_FIRST_EXTENSIONS = frozenset({".m4a", ".mp4", ".webm", ".aac", ".mka"})
+# Go straight to PyAV: containers libsndfile cannot read, and MP3 (see SoundfileReader).
+PYAV_FIRST_EXTENSIONS = frozenset({".m4a", ".mp4", ".webm", ".aac", ".mka", ".mp3"})
 
 # (magic bytes at offset, offset, format name) used only to word error messages.
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
@@ -69,7 +69,9 @@ def _sniff(path: Path) -> str:
         head = f.read(16)
     for magic, offset, name in _MAGIC:
         if head[offset : offset + len(magic)] == magic:
-            return f"the file starts like a {name} file but its header or data is truncated or corrupt"
+            return (
+                f"the file starts like a {name} file but its header or data is truncated or corrupt"
+            )
     if head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xf1", b"\xff\xf9"):
         return "the file starts like an MP3/AAC stream but is truncated or corrupt"
     return f"the content is not a recognised audio format (it starts with {head!r})"
@@ -91,13 +93,20 @@ def _to_float32(frame: av.AudioFrame) -> np.ndarray:
 
 
 class SoundfileReader:
-    """libsndfile reader (wav, flac, ogg vorbis/opus, mp3, aiff, au, ...)."""
+    """libsndfile reader (wav, flac, ogg vorbis/opus, aiff, au, ...); refuses MP3 (PyAV reads it)."""
 
     backend = SOUNDFILE
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file = sf.SoundFile(str(path))
+        if self._file.format == "MP3":
+            # libsndfile 1.2's MP3 decoder returns wrong samples when read in pieces (seen with
+            # sf.blocks and partial reads), so streams and offsets would differ from a full read.
+            self._file.close()
+            raise ValueError(
+                "MP3 is left to PyAV (libsndfile's piecewise MP3 reads are unreliable)"
+            )
         self.sample_rate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.frames: int | None = int(self._file.frames)  # from the header
@@ -177,7 +186,9 @@ class PyAVReader:
                     )
                 yield data
         except av.error.FFmpegError as error:
-            raise AudioError(str(self.path), f"decoding failed: {error}", _FIX_UNREADABLE) from error
+            raise AudioError(
+                str(self.path), f"decoding failed: {error}", _FIX_UNREADABLE
+            ) from error
 
     def chunks(self, start: int, count: int | None, block: int) -> Iterator[np.ndarray]:
         """Yield ``(C, n)`` float32 chunks (at most ``block`` frames) covering ``[start, start+count)``.
@@ -219,7 +230,8 @@ def open_reader(path: Path) -> Reader:
         try:
             reader = cls(path)
         except Exception as error:  # every backend error means "this backend cannot read it"
-            failures.append(f"{cls.backend}: {str(error).strip() or type(error).__name__}")
+            reason = str(error).replace(f"Error opening {str(path)!r}: ", "").strip()
+            failures.append(f"{cls.backend}: {reason or type(error).__name__}")
             continue
         reader.failed_backends = failures
         return reader
@@ -235,7 +247,8 @@ def no_samples_error(reader: Reader) -> AudioError:
     if reader.failed_backends:  # a fallback backend "opened" it: most likely not audio at all
         tried = "; ".join([*reader.failed_backends, f"{reader.backend}: decoded no samples"])
         return AudioError(
-            str(reader.path), f"cannot decode audio: {_sniff(reader.path)} (tried {tried})",
+            str(reader.path),
+            f"cannot decode audio: {_sniff(reader.path)} (tried {tried})",
             _FIX_UNREADABLE,
         )
     return AudioError(

@@ -18,7 +18,7 @@ def shared_data_dir(required: bool = True) -> Path | None:
     repo_root = Path(__file__).resolve().parents[3]
     candidates += [repo_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for path in candidates:
-        if (path / "README.md").is_file() or path.is_dir() and any(path.iterdir()):
+        if (path / "README.md").is_file() or (path.is_dir() and any(path.iterdir())):
             return path.resolve()
     if required:
         raise EchoicError(

@@ -1,8 +1,8 @@
 """Log-mel spectrogram frontend, batched in torch (registered as ``"logmel"``).
 
 Frame ``i`` covers samples ``[i * hop_length, i * hop_length + win_length)``; it is windowed,
-zero-padded on the right to ``n_fft`` samples (which changes only the phase, not the magnitude, of a
-centred padding as ``torch.stft`` does), transformed with ``rfft``, raised to ``power``, projected
+zero-padded on the right to ``n_fft`` samples (the magnitudes equal those of ``torch.stft``'s
+centred padding; only the phase differs), transformed with ``rfft``, raised to ``power``, projected
 on a triangular mel filter bank and compressed with a logarithm:
 
 - ``log="natural"``: ``ln(mel + log_offset)``
@@ -57,14 +57,18 @@ class LogMelConfig:
         check_choice(self, "log", LOGS)
         for field in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
             if int(getattr(self, field)) <= 0:
-                raise ConfigError(f"LogMelConfig.{field} must be > 0; found {getattr(self, field)}.")
+                raise ConfigError(
+                    f"LogMelConfig.{field} must be > 0; found {getattr(self, field)}."
+                )
         if self.win_length > self.n_fft:
             raise ConfigError(
                 f"LogMelConfig.win_length ({self.win_length}) must be <= n_fft ({self.n_fft}); "
                 f"raise n_fft to at least {self.win_length}."
             )
         if self.power <= 0:
-            raise ConfigError(f"LogMelConfig.power must be > 0 (1 magnitude, 2 power); found {self.power}.")
+            raise ConfigError(
+                f"LogMelConfig.power must be > 0 (1 magnitude, 2 power); found {self.power}."
+            )
         if self.log_offset <= 0:
             raise ConfigError(
                 f"LogMelConfig.log_offset must be > 0 (it keeps log away from 0); found {self.log_offset}."
@@ -174,27 +178,26 @@ class LogMelFrontend(Frontend):
         return int(self.config.hop_length)
 
     def mel_energies(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """``(B, S)`` → ``(B, n_frames, n_mels)`` mel energies (before the log)."""
+        """``(B, S)`` → ``(B, n_mels, n_frames)`` mel energies (before the log)."""
         frames = waveform.unfold(-1, self.win_length, self.hop_length)[:, :n_frames]
         spectrum = torch.fft.rfft(frames * self.window, n=self.config.n_fft)
         if self.config.power == 2.0:
-            spectrum = spectrum.real.square() + spectrum.imag.square()
+            spectrum = spectrum.real.square().add_(spectrum.imag.square())
         elif self.config.power == 1.0:
             spectrum = spectrum.abs()
         else:
-            spectrum = spectrum.abs().pow(self.config.power)
-        return torch.matmul(spectrum, self.mel_bank)
+            spectrum = spectrum.abs().pow_(self.config.power)
+        # (F, K) @ (B, K, T) → (B, F, T), contiguous without a transpose copy.
+        return torch.matmul(self.mel_bank.T, spectrum.transpose(1, 2))
 
     def compute(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
         """``(B, S)`` → ``(B, n_mels, n_frames)`` log mel energies (not yet normalised)."""
-        mel = self.mel_energies(waveform, n_frames) + self.config.log_offset
+        mel = self.mel_energies(waveform, n_frames).add_(self.config.log_offset)
         if self.config.log == "natural":
-            values = mel.log()
-        elif self.config.log == "log10":
-            values = mel.log10()
-        else:
-            values = (20.0 / self.config.power) * mel.log10()
-        return values.transpose(1, 2).contiguous()
+            return mel.log_()
+        if self.config.log == "log10":
+            return mel.log10_()
+        return mel.log10_().mul_(20.0 / self.config.power)
 
 
 FRONTENDS.register("logmel", (LogMelConfig, LogMelFrontend))
