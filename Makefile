@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages used by task builders (soundfont renders) and the report screenshot.
-APT_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont
+APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
