@@ -56,3 +56,15 @@ def tone(seconds: float, sr: int = 16000, freq: float = 440.0, seed: int = 0) ->
     t = np.arange(int(seconds * sr)) / sr
     x = 0.5 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(t.shape)
     return x.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory():
+    """``factory(seed=0)`` → a fresh tiny model (vit_test + Kaldi fbank)."""
+    return make_tiny_model
+
+
+@pytest.fixture(scope="session")
+def make_tone():
+    """``make_tone(seconds, sr=16000, freq=440.0, seed=0)`` → float32 tone + noise."""
+    return tone

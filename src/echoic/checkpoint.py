@@ -208,7 +208,9 @@ def save(model: EchoicModel, directory: str | os.PathLike[str], **updates: Any) 
         "echoic_version": __version__,
         "model": to_dict(config),
     }
-    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    _atomic_write(
+        directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"})
+    )
     _atomic_write(
         directory / CONFIG_FILE,
         lambda p: Path(p).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"),

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         files = [esc50 / r["file"] for r in csv.DictReader(fh) if int(r["fold"]) == args.fold]
     out = Path(args.out) / f"esc50_fold{args.fold}.parquet"
     embedder = Embedder(args.model)
-    print(f"echoic demo: embedding {len(files)} ESC-50 fold-{args.fold} clips with {embedder.label}")
+    print(
+        f"echoic demo: embedding {len(files)} ESC-50 fold-{args.fold} clips with {embedder.label}"
+    )
     start = time.perf_counter()
     report = extract([str(f) for f in files], out, embedder)
     wall = time.perf_counter() - start

@@ -20,6 +20,9 @@ gets the same embeddings alone or in a batch of clips of other lengths.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,9 +31,10 @@ import numpy as np
 import torch
 
 from echoic.checkpoint import DEFAULT_MODEL, EchoicModel, load
-from echoic.config import from_dict
+from echoic.config import from_dict, to_dict
 from echoic.data.audio import resample
 from echoic.data.batch import pad_batch
+from echoic.embed.base import ClipEmbedding
 from echoic.errors import ConfigError
 
 LayerChoice = int | str | tuple[float, ...]
@@ -46,21 +50,6 @@ class EmbedConfig:
     max_timestamp_hop_ms: float = 50.0
     batch_size: int = 8
     freq_pool: str = "mean"  # "mean" | "concat"
-
-
-@dataclass
-class ClipEmbedding:
-    """Embeddings of one clip.
-
-    scene: ``(D,)``; frames: ``(T, D)`` one per time patch at ``frame_times_ms`` ``(T,)``;
-    timestamps: ``(T', D)`` on the regular grid ``timestamps_ms`` ``(T',)``.
-    """
-
-    scene: torch.Tensor
-    frames: torch.Tensor
-    frame_times_ms: torch.Tensor
-    timestamps: torch.Tensor
-    timestamps_ms: torch.Tensor
 
 
 class Embedder:
@@ -109,6 +98,11 @@ class Embedder:
         return dim * self._n_freq if self.config.freq_pool == "concat" else dim
 
     @property
+    def min_samples(self) -> int:
+        """Samples of one frontend frame; shorter clips are zero-padded to this."""
+        return self._win
+
+    @property
     def frame_hop_ms(self) -> float:
         return 1000.0 * self._token_hop / self.sample_rate
 
@@ -121,6 +115,17 @@ class Embedder:
     def label(self) -> str:
         return self.model.label
 
+    @property
+    def identity(self) -> str:
+        """Stable key of (weights, model config, embed config): changes whenever outputs would."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        meta = {"model": to_dict(self.model.config), "embed": to_dict(self.config)}
+        digest.update(json.dumps(meta, sort_keys=True).encode())
+        return f"{self.model.config.name or self.model.config.encoder}-{digest.hexdigest()[:16]}"
+
     # ---------------------------------------------------------------- public API
     @torch.inference_mode()
     def embed(
@@ -129,7 +134,9 @@ class Embedder:
         sample_rate: int | None = None,
     ) -> list[ClipEmbedding]:
         """Embed clips of any lengths (1-D mono arrays at ``sample_rate``, default the model's)."""
-        clips = [self._prepare(w, sample_rate) for w in waveforms]
+        if len(waveforms) == 0:
+            return []
+        clips, lengths = zip(*(self._prepare(w, sample_rate) for w in waveforms), strict=True)
         plans = [self._plan(int(c.shape[0])) for c in clips]
         jobs = [(i, k) for i, plan in enumerate(plans) for k in range(len(plan))]
         jobs.sort(key=lambda job: -self._chunk_len(clips[job[0]], plans[job[0]][job[1]]))
@@ -142,9 +149,7 @@ class Embedder:
             for row, job in enumerate(group):
                 outputs[job] = frames[row, : int(valid[row])]
         return [
-            self._stitch(
-                [outputs[(i, k)] for k in range(len(plans[i]))], plans[i], clips[i].shape[0]
-            )
+            self._stitch([outputs[(i, k)] for k in range(len(plans[i]))], plans[i], lengths[i])
             for i in range(len(clips))
         ]
 
@@ -172,28 +177,37 @@ class Embedder:
         elif len(layer) != n:
             raise ConfigError(f"layer weights need {n} values (one per layer); found {len(layer)}")
 
-    def _prepare(self, wave: torch.Tensor | np.ndarray, sample_rate: int | None) -> torch.Tensor:
+    def _prepare(
+        self, wave: torch.Tensor | np.ndarray, sample_rate: int | None
+    ) -> tuple[torch.Tensor, int]:
+        """Mono float32 at the model's rate, padded to one frame; and the length before padding."""
         x = np.asarray(wave.detach().cpu() if isinstance(wave, torch.Tensor) else wave)
         if x.ndim != 1:
             raise ValueError(f"expected 1-D mono audio; found shape {x.shape}. Mix down first.")
         x = x.astype(np.float32, copy=False)
         if sample_rate is not None and sample_rate != self.sample_rate:
             x = resample(x, sample_rate, self.sample_rate)
-        if x.shape[0] < self._win:  # shorter than one frame: zero-pad to one frame
-            x = np.pad(x, (0, self._win - x.shape[0]))
-        return torch.from_numpy(np.ascontiguousarray(x))
+        length = int(x.shape[0])
+        if length < self._win:  # shorter than one frame: zero-pad to one frame
+            x = np.pad(x, (0, self._win - length))
+        return torch.from_numpy(np.ascontiguousarray(x)), length
 
     def _total_tokens(self, n_samples: int) -> int:
         frames = 1 + (n_samples - self._win) // self._hop
         return math.ceil(frames / self._patch_t)
 
     def _plan(self, n_samples: int) -> list[tuple[int, int]]:
-        """Chunks of one clip as (first token, end token) on the global time-patch grid."""
+        """Chunks of one clip as (first token, end token) on the global time-patch grid.
+
+        Full-length chunks, evenly spaced so that neighbours overlap by at least ``overlap_s``.
+        """
         total = self._total_tokens(n_samples)
-        last_start = max(0, total - self._chunk_tokens)
-        starts = sorted({min(k * self._step_tokens, last_start) for k in range(total + 1)})
-        starts = [s for s in starts if s <= last_start]
-        return [(s, min(s + self._chunk_tokens, total)) for s in starts]
+        last_start = total - self._chunk_tokens
+        if last_start <= 0:
+            return [(0, total)]
+        n_chunks = 1 + math.ceil(last_start / self._step_tokens)
+        starts = [round(k * last_start / (n_chunks - 1)) for k in range(n_chunks)]
+        return [(s, s + self._chunk_tokens) for s in starts]
 
     def _chunk_len(self, clip: torch.Tensor, span: tuple[int, int]) -> int:
         first, end = span
@@ -228,7 +242,7 @@ class Embedder:
         self, chunks: list[torch.Tensor], plan: list[tuple[int, int]], n_samples: int
     ) -> ClipEmbedding:
         bounds = [plan[0][0]]
-        for (_, end), (next_first, _) in zip(plan[:-1], plan[1:], strict=True):
+        for (_, end), (next_first, _) in itertools.pairwise(plan):
             bounds.append((next_first + end) // 2)
         bounds.append(plan[-1][1])
         parts = []

@@ -24,10 +24,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from echoic import __version__
-from echoic.config import to_dict
 from echoic.data.audio import audio_info, load_audio, require_min_samples
 from echoic.data.discover import find_audio
-from echoic.embed.embedder import ClipEmbedding, Embedder
+from echoic.embed.base import ClipEmbedding, EmbeddingModel
 from echoic.errors import AudioError, EchoicError
 
 _META_KEY = b"echoic"
@@ -77,12 +76,11 @@ def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _run_metadata(embedder: Embedder, timestamps: bool) -> dict[str, object]:
+def _run_metadata(embedder: EmbeddingModel, timestamps: bool) -> dict[str, object]:
     return {
         "echoic_version": __version__,
         "model": embedder.label,
-        "model_config": to_dict(embedder.model.config),
-        "embed_config": to_dict(embedder.config),
+        "model_identity": embedder.identity,
         "timestamps": timestamps,
         "sample_rate": embedder.sample_rate,
     }
@@ -139,7 +137,7 @@ def _check_compatible(tables: Iterable[pa.Table], meta: dict[str, object], out: 
     for table in tables:
         raw = (table.schema.metadata or {}).get(_META_KEY)
         found = json.loads(raw) if raw else {}
-        mine = {k: meta[k] for k in ("model_config", "embed_config", "timestamps")}
+        mine = {k: meta[k] for k in ("model_identity", "timestamps")}
         theirs = {k: found.get(k) for k in mine}
         if mine != theirs:
             raise EchoicError(
@@ -152,7 +150,7 @@ def _check_compatible(tables: Iterable[pa.Table], meta: dict[str, object], out: 
 def extract(
     paths: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
-    embedder: Embedder,
+    embedder: EmbeddingModel,
     timestamps: bool = False,
     max_duration_s: float | None = None,
     files_per_batch: int = 16,
@@ -176,7 +174,7 @@ def extract(
     parts.mkdir(exist_ok=True)
     part_no = len(list(parts.glob("part-*.parquet")))
     pending: list[tuple[str, float, ClipEmbedding]] = []
-    min_samples = int(embedder.model.frontend.min_samples)
+    min_samples = int(embedder.min_samples)
 
     def flush() -> None:
         nonlocal part_no, pending
@@ -209,7 +207,9 @@ def extract(
                     f"resampled {info.sample_rate} Hz → {embedder.sample_rate} Hz"
                 ] += 1
             loaded.append((str(path.resolve()), wave))
-        for (key, wave), emb in zip(loaded, _embed_isolating(embedder, loaded, report), strict=True):
+        for (key, wave), emb in zip(
+            loaded, _embed_isolating(embedder, loaded, report), strict=True
+        ):
             if emb is not None:
                 duration = wave.shape[0] / embedder.sample_rate
                 report.audio_s += duration
@@ -228,7 +228,7 @@ def extract(
 
 
 def _embed_isolating(
-    embedder: Embedder, loaded: list[tuple[str, np.ndarray]], report: ExtractReport
+    embedder: EmbeddingModel, loaded: list[tuple[str, np.ndarray]], report: ExtractReport
 ) -> list[ClipEmbedding | None]:
     """Embed a group; if the group fails, embed one by one so only the culprit is skipped."""
     if not loaded:

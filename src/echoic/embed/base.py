@@ -1,0 +1,46 @@
+"""What every embedding model offers, echoic's own and baselines/peers alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ClipEmbedding:
+    """Embeddings of one clip.
+
+    scene: ``(D,)``; frames: ``(T, D)`` the model's native frame embeddings at ``frame_times_ms``
+    ``(T,)``; timestamps: ``(T', D)`` on a regular grid ``timestamps_ms`` ``(T',)`` (hop ≤ 50 ms
+    by default, every time ≤ the clip's duration).
+    """
+
+    scene: torch.Tensor
+    frames: torch.Tensor
+    frame_times_ms: torch.Tensor
+    timestamps: torch.Tensor
+    timestamps_ms: torch.Tensor
+
+
+@runtime_checkable
+class EmbeddingModel(Protocol):
+    """The interface ``echoic embed``, ``echoic eval`` and the HEAR API use.
+
+    ``label`` names the model in every output (untrained models say so); ``identity`` is a stable
+    string that changes whenever the embeddings would (used as a cache key); ``min_samples`` is
+    the shortest input that carries information (shorter clips are padded or rejected by callers).
+    """
+
+    label: str
+    identity: str
+    sample_rate: int
+    embedding_size: int
+    min_samples: int
+
+    def embed(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> list[ClipEmbedding]: ...

@@ -1,0 +1,115 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from echoic.data.batch import pad_batch
+from echoic.embed.embedder import Embedder
+from echoic.errors import ConfigError
+
+SR = 16000
+
+
+def _direct_frames(model, wave: np.ndarray, layer: int = -1) -> torch.Tensor:
+    """Frame embeddings of one clip in one forward pass, without the Embedder's machinery."""
+    with torch.no_grad():
+        out = model(pad_batch([torch.from_numpy(wave)], SR))
+    n_freq = out.grid[0]
+    tokens = out.layers[layer][0]
+    valid = int((~out.padding_mask[0]).sum())
+    return tokens[:valid].reshape(valid // n_freq, n_freq, -1).mean(1)
+
+
+def test_short_clip_equals_one_direct_forward(tiny_model, make_tone):
+    wave = make_tone(1.7)
+    emb = Embedder(tiny_model).embed([wave])[0]
+    direct = _direct_frames(tiny_model, wave)
+    torch.testing.assert_close(emb.frames, direct, atol=1e-5, rtol=0)
+    torch.testing.assert_close(emb.scene, direct.mean(0), atol=1e-5, rtol=0)
+
+
+def test_batch_of_different_lengths_equals_one_at_a_time(tiny_model, make_tone):
+    embedder = Embedder(tiny_model, chunk_s=2.56, overlap_s=0.64, batch_size=3)
+    waves = [make_tone(s, seed=i) for i, s in enumerate([0.4, 3.3, 11.9, 1.0, 7.05])]
+    together = embedder.embed(waves)
+    for wave, joint in zip(waves, together, strict=True):
+        alone = embedder.embed([wave])[0]
+        assert joint.timestamps.shape == alone.timestamps.shape
+        assert (joint.scene - alone.scene).abs().max() <= 1e-4
+        assert (joint.timestamps - alone.timestamps).abs().max() <= 1e-4
+        torch.testing.assert_close(joint.timestamps_ms, alone.timestamps_ms)
+
+
+def test_long_clip_is_stitched_from_chunk_centres(tiny_model, make_tone):
+    embedder = Embedder(tiny_model, chunk_s=2.56, overlap_s=0.96)
+    wave = make_tone(9.0)
+    emb = embedder.embed([wave])[0]
+    fe = tiny_model.frontend
+    patch_t = tiny_model.encoder.config.patch[1]
+    hop = round(fe.hop_s * SR)
+    n_frames = 1 + (len(wave) - fe.min_samples) // hop
+    assert emb.frames.shape[0] == math.ceil(n_frames / patch_t)
+    # The frame at 4.0 s lies in the middle of some chunk; recompute that chunk by hand.
+    token_hop = patch_t * hop
+    chunk_tokens = round(2.56 * SR / token_hop)
+    step = chunk_tokens - round(0.96 * SR / token_hop)
+    target = round(4.0 * SR / token_hop)
+    total = emb.frames.shape[0]
+    n_chunks = 1 + math.ceil((total - chunk_tokens) / step)
+    starts = [round(k * (total - chunk_tokens) / (n_chunks - 1)) for k in range(n_chunks)]
+    first = min(starts, key=lambda s: abs(target - (s + chunk_tokens / 2)))  # chunk centred nearest
+    piece = wave[
+        first * token_hop : first * token_hop + (chunk_tokens * patch_t - 1) * hop + fe.min_samples
+    ]
+    by_hand = _direct_frames(tiny_model, piece)
+    torch.testing.assert_close(emb.frames[target], by_hand[target - first], atol=1e-5, rtol=0)
+    # timestamps: regular hop ≤ 50 ms, within the clip
+    ts = emb.timestamps_ms
+    diffs = ts[1:] - ts[:-1]
+    assert diffs.max() - diffs.min() < 1.0 and diffs.max() <= 50.0
+    assert ts[-1] <= 1000 * len(wave) / SR and ts[0] >= 0
+    assert emb.timestamps.shape == (ts.shape[0], embedder.embedding_size)
+
+
+def test_interpolated_timestamps_pass_through_frames(tiny_model, make_tone):
+    emb = Embedder(tiny_model).embed([make_tone(3.0)])[0]
+    # every native frame time is on the timestamp grid, with the native frame's embedding
+    for i, t in enumerate(emb.frame_times_ms[:-1]):
+        j = int(torch.argmin((emb.timestamps_ms - t).abs()))
+        assert abs(float(emb.timestamps_ms[j] - t)) < 1e-6
+        torch.testing.assert_close(emb.timestamps[j], emb.frames[i])
+
+
+def test_layer_choices(tiny_model, make_tone):
+    wave = make_tone(1.2)
+    depth = tiny_model.encoder.config.depth
+    mean = Embedder(tiny_model, layer="mean").embed([wave])[0].frames
+    per_layer = [_direct_frames(tiny_model, wave, layer=i) for i in range(depth + 1)]
+    torch.testing.assert_close(mean, torch.stack(per_layer).mean(0), atol=1e-5, rtol=0)
+    onehot = tuple(1.0 if i == 1 else 0.0 for i in range(depth + 1))
+    weighted = Embedder(tiny_model, layer=onehot).embed([wave])[0].frames
+    torch.testing.assert_close(weighted, per_layer[1], atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match="out of range"):
+        Embedder(tiny_model, layer=depth + 5)
+    with pytest.raises(ConfigError, match="weights"):
+        Embedder(tiny_model, layer=(1.0, 2.0))
+
+
+def test_concat_pooling_size(tiny_model, make_tone):
+    embedder = Embedder(tiny_model, freq_pool="concat")
+    n_freq = tiny_model.encoder.config.n_bins // tiny_model.encoder.config.patch[0]
+    assert embedder.embedding_size == n_freq * tiny_model.encoder.config.dim
+    assert embedder.embed([make_tone(1.0)])[0].scene.shape == (embedder.embedding_size,)
+
+
+def test_tiny_and_resampled_inputs(tiny_model, make_tone):
+    embedder = Embedder(tiny_model)
+    one = embedder.embed([np.zeros(1, np.float32)])[0]
+    assert one.timestamps.shape[0] == 1 and float(one.timestamps_ms[0]) <= 1000 / SR
+    wave8k = make_tone(2.0, sr=8000)
+    from echoic.data.audio import resample
+
+    a = embedder.embed([wave8k], sample_rate=8000)[0]
+    b = embedder.embed([resample(wave8k, 8000, SR)])[0]
+    torch.testing.assert_close(a.scene, b.scene)

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import torch
+
+import echoic
+from echoic.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load, read_config, save
+from echoic.data.batch import pad_batch
+from echoic.errors import CheckpointError, ConfigError
+
+
+def _outputs(model, make_tone):
+    batch = pad_batch([torch.from_numpy(make_tone(1.3)), torch.from_numpy(make_tone(0.7))], 16000)
+    with torch.no_grad():
+        return model(batch)
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path, tiny_model, make_tone):
+    save(tiny_model, tmp_path / "m")
+    assert (tmp_path / "m" / WEIGHTS_FILE).is_file()
+    raw = json.loads((tmp_path / "m" / CONFIG_FILE).read_text())
+    assert raw["format_version"] == 1 and raw["echoic_version"] == echoic.__version__
+    assert raw["model"]["encoder"] == "vit_test"
+    assert raw["model"]["frontend_config"]["n_mels"] == tiny_model.frontend.n_bins
+    loaded = load(tmp_path / "m")
+    a, b = _outputs(tiny_model, make_tone), _outputs(loaded, make_tone)
+    for x, y in zip(a.layers, b.layers, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_save_updates_recorded(tmp_path, tiny_model):
+    save(tiny_model, tmp_path / "m", step=123, objective="mae", data_hash="abc")
+    cfg = read_config(tmp_path / "m")
+    assert (cfg.step, cfg.objective, cfg.data_hash) == (123, "mae", "abc")
+
+
+def test_unknown_config_key_names_nearest(tmp_path, tiny_model):
+    save(tiny_model, tmp_path / "m")
+    path = tmp_path / "m" / CONFIG_FILE
+    raw = json.loads(path.read_text())
+    raw["model"]["encodr"] = raw["model"].pop("encoder")
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="'encoder'"):
+        load(tmp_path / "m")
+
+
+def test_unknown_weight_key_names_nearest(tmp_path, tiny_model):
+    from safetensors.torch import load_file, save_file
+
+    save(tiny_model, tmp_path / "m")
+    state = load_file(str(tmp_path / "m" / WEIGHTS_FILE))
+    key = next(k for k in state if k.startswith("encoder."))
+    state[key + "x"] = state.pop(key)
+    save_file(state, str(tmp_path / "m" / WEIGHTS_FILE))
+    with pytest.raises(CheckpointError, match=f"Did you mean '{key}'"):
+        load(tmp_path / "m")
+
+
+def test_format_version_and_missing_files(tmp_path, tiny_model):
+    save(tiny_model, tmp_path / "m")
+    path = tmp_path / "m" / CONFIG_FILE
+    raw = json.loads(path.read_text())
+    raw["format_version"] = 99
+    path.write_text(json.dumps(raw))
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        load(tmp_path / "m")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"config\.json"):
+        load(tmp_path / "empty")
+
+
+def test_unknown_model_name_suggests():
+    with pytest.raises(CheckpointError, match="echoic-default"):
+        load("echoic-defualt")
+
+
+def test_default_model_is_labelled_untrained_and_deterministic():
+    a, b = load("echoic-default"), load("echoic-default")
+    assert a.config.untrained and "UNTRAINED" in a.label
+    assert a.config.encoder == "vit_tiny"
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
+    assert "echoic-default" in echoic.list_models()
