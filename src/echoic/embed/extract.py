@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,23 +119,24 @@ def _table(rows: list[tuple[str, float, ClipEmbedding]], schema: pa.Schema) -> p
     return pa.table(cols, schema=schema)
 
 
+_WRITE_OPTIONS = {"use_dictionary": ["path"], "compression": "zstd"}
+
+
 def _atomic_parquet(table: pa.Table, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
-    pq.write_table(table, tmp)
+    pq.write_table(table, tmp, **_WRITE_OPTIONS)
     os.replace(tmp, target)
 
 
-def _existing_tables(out: Path) -> list[pa.Table]:
-    tables = [pq.read_table(out)] if out.is_file() else []
-    parts = _parts_dir(out)
-    if parts.is_dir():
-        tables += [pq.read_table(p) for p in sorted(parts.glob("part-*.parquet"))]
-    return tables
+def _sources(out: Path) -> list[Path]:
+    """Finished output and part files, oldest first."""
+    parts = sorted(_parts_dir(out).glob("part-*.parquet")) if _parts_dir(out).is_dir() else []
+    return ([out] if out.is_file() else []) + parts
 
 
-def _check_compatible(tables: Iterable[pa.Table], meta: dict[str, object], out: Path) -> None:
-    for table in tables:
-        raw = (table.schema.metadata or {}).get(_META_KEY)
+def _check_compatible(sources: Iterable[Path], meta: dict[str, object], out: Path) -> None:
+    for source in sources:
+        raw = (pq.read_schema(source).metadata or {}).get(_META_KEY)
         found = json.loads(raw) if raw else {}
         mine = {k: meta[k] for k in ("model_identity", "timestamps")}
         theirs = {k: found.get(k) for k in mine}
@@ -164,9 +165,9 @@ def extract(
     report = ExtractReport(out=out)
     meta = _run_metadata(embedder, timestamps)
     schema = _schema(embedder.embedding_size, timestamps, meta)
-    existing = _existing_tables(out)
-    _check_compatible(existing, meta, out)
-    done = {p for t in existing for p in t.column("path").to_pylist()}
+    sources = _sources(out)
+    _check_compatible(sources, meta, out)
+    done = {p for src in sources for p in pq.read_table(src, columns=["path"])["path"].to_pylist()}
     files = [Path(p) for p in find_audio(paths)]
     todo = [f for f in files if str(f.resolve()) not in done]
     report.already_done = len(files) - len(todo)
@@ -174,7 +175,6 @@ def extract(
     parts.mkdir(exist_ok=True)
     part_no = len(list(parts.glob("part-*.parquet")))
     pending: list[tuple[str, float, ClipEmbedding]] = []
-    min_samples = int(embedder.min_samples)
 
     def flush() -> None:
         nonlocal part_no, pending
@@ -185,37 +185,15 @@ def extract(
             pending = []
 
     bar = tqdm(total=len(todo), desc="embed", unit="file", disable=not progress)
-    for group_start in range(0, len(todo), files_per_batch):
-        loaded: list[tuple[str, np.ndarray]] = []
-        for path in todo[group_start : group_start + files_per_batch]:
-            try:
-                info = audio_info(path)
-                wave, _ = load_audio(
-                    path, sample_rate=embedder.sample_rate, max_duration_s=max_duration_s
-                )
-                require_min_samples(wave, min_samples, path)
-            except AudioError as err:
-                report.errors.append((str(path), err.cause))
-                continue
-            except Exception as err:  # a decoder bug must not end the batch job
-                report.errors.append((str(path), f"{type(err).__name__}: {err}"))
-                continue
-            if info.channels > 1:
-                report.converted[f"mixed from {info.channels} channels to mono"] += 1
-            if info.sample_rate != embedder.sample_rate:
-                report.converted[
-                    f"resampled {info.sample_rate} Hz → {embedder.sample_rate} Hz"
-                ] += 1
-            loaded.append((str(path.resolve()), wave))
-        for (key, wave), emb in zip(
-            loaded, _embed_isolating(embedder, loaded, report), strict=True
-        ):
+    groups = _load_groups(todo, embedder, report, max_duration_s, files_per_batch, bar)
+    for group in groups:
+        results = _embed_isolating(embedder, group, report)
+        for (key, wave), emb in zip(group, results, strict=True):
             if emb is not None:
                 duration = wave.shape[0] / embedder.sample_rate
                 report.audio_s += duration
                 pending.append((key, duration, emb))
-        bar.update(min(files_per_batch, len(todo) - group_start))
-        bar.set_postfix(errors=len(report.errors))
+        del group, results  # free the audio before the next group is loaded
         if len(pending) >= flush_every:
             flush()
     bar.close()
@@ -225,6 +203,55 @@ def extract(
     _write_errors(report)
     report.wall_s = time.perf_counter() - start
     return report
+
+
+def _load_groups(
+    todo: list[Path],
+    embedder: EmbeddingModel,
+    report: ExtractReport,
+    max_duration_s: float | None,
+    files_per_batch: int,
+    bar: tqdm,
+    max_group_s: float = 600.0,
+) -> Iterator[list[tuple[str, np.ndarray]]]:
+    """Readable files as groups of ≤ ``files_per_batch`` files and ≤ ``max_group_s`` of audio
+    (a longer file forms a group of its own); unreadable ones go to ``report.errors``."""
+    group: list[tuple[str, np.ndarray]] = []
+    group_samples = 0
+    limit = max_group_s * embedder.sample_rate
+    for path in todo:
+        loaded = _load_one(path, embedder, report, max_duration_s)
+        bar.update(1)
+        bar.set_postfix(errors=len(report.errors))
+        if loaded is None:
+            continue
+        if group and (len(group) >= files_per_batch or group_samples + len(loaded[1]) > limit):
+            yield group
+            group, group_samples = [], 0
+        group.append(loaded)
+        group_samples += len(loaded[1])
+    if group:
+        yield group
+
+
+def _load_one(
+    path: Path, embedder: EmbeddingModel, report: ExtractReport, max_duration_s: float | None
+) -> tuple[str, np.ndarray] | None:
+    try:
+        info = audio_info(path)
+        wave, _ = load_audio(path, sample_rate=embedder.sample_rate, max_duration_s=max_duration_s)
+        require_min_samples(wave, int(embedder.min_samples), path)
+    except AudioError as err:
+        report.errors.append((str(path), err.cause))
+        return None
+    except Exception as err:  # a decoder bug must not end the batch job
+        report.errors.append((str(path), f"{type(err).__name__}: {err}"))
+        return None
+    if info.channels > 1:
+        report.converted[f"mixed from {info.channels} channels to mono"] += 1
+    if info.sample_rate != embedder.sample_rate:
+        report.converted[f"resampled {info.sample_rate} Hz → {embedder.sample_rate} Hz"] += 1
+    return str(path.resolve()), wave
 
 
 def _embed_isolating(
@@ -247,18 +274,30 @@ def _embed_isolating(
 
 
 def _merge(out: Path, schema: pa.Schema) -> None:
-    tables = _existing_tables(out)
-    if not tables:
-        _atomic_parquet(schema.empty_table(), out)
+    """Stream ``out`` and the part files into a new ``out``, one record batch at a time.
+
+    Memory stays at one batch whatever the output's size; a path seen twice (a run stopped
+    between writing ``out`` and removing the parts) is kept once.
+    """
+    sources = _sources(out)
+    if sources == [out]:
+        return  # nothing new
+    if len(sources) == 1:  # a single part and no earlier output: it is the output
+        os.replace(sources[0], out)
         return
-    merged = pa.concat_tables([t.cast(schema) for t in tables])
-    # A run stopped between writing <out> and removing the parts would otherwise double rows.
-    first: dict[str, int] = {}
-    for i, path in enumerate(merged.column("path").to_pylist()):
-        first.setdefault(path, i)
-    if len(first) < merged.num_rows:
-        merged = merged.take(pa.array(sorted(first.values())))
-    _atomic_parquet(merged.replace_schema_metadata(schema.metadata), out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    seen: set[str] = set()
+    with pq.ParquetWriter(tmp, schema, **_WRITE_OPTIONS) as writer:
+        for source in sources:
+            for batch in pq.ParquetFile(source).iter_batches(batch_size=64):
+                paths = batch.column("path").to_pylist()
+                keep = [i for i, p in enumerate(paths) if p not in seen]
+                seen.update(paths)
+                if len(keep) < len(paths):
+                    batch = batch.take(pa.array(keep, pa.int64()))
+                if batch.num_rows:
+                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+    os.replace(tmp, out)
 
 
 def _write_errors(report: ExtractReport) -> None:

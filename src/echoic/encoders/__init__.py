@@ -1,1 +1,13 @@
-"""echoic.encoders"""
+"""Encoders: ``Features`` → ``EncoderOutput`` (every layer, padding, token→time map)."""
+
+from echoic.encoders.registry import ENCODERS, EncoderConfig, build_encoder, encoder_config
+from echoic.encoders.vit import ViTConfig, ViTEncoder
+
+__all__ = [
+    "ENCODERS",
+    "EncoderConfig",
+    "ViTConfig",
+    "ViTEncoder",
+    "build_encoder",
+    "encoder_config",
+]

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from echoic.errors import ConfigError
+from echoic.layers import fused
 
 __all__ = ["Attention", "padding_to_attn_mask"]
 
@@ -41,18 +42,30 @@ class Attention(nn.Module):
         super().__init__()
         if heads < 1 or dim % heads:
             raise ConfigError(
-                f"model width {dim} must split evenly into {heads} heads; choose heads dividing {dim}."
+                f"model width {dim} must split evenly into {heads} heads; choose heads "
+                f"dividing {dim}."
             )
         self.heads = heads
         self.head_dim = dim // heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        residual: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x: ``(B, N, D)``; attn_mask: ``(B, 1, 1, N)`` bool (True = may attend) from
-        :func:`padding_to_attn_mask`, or None. Returns ``(B, N, D)``."""
+        :func:`padding_to_attn_mask`, or None. Returns ``(B, N, D)``, plus ``residual`` when given
+        (added inside the output projection on the fused inference path)."""
         batch, n_tokens, dim = x.shape
-        qkv = self.qkv(x).view(batch, n_tokens, 3, self.heads, self.head_dim)
+        qkv = fused.linear(x, self.qkv.weight, self.qkv.bias)
+        qkv = qkv.view(batch, n_tokens, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, Dh), strided views
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, Dh)
-        return self.proj(out.transpose(1, 2).reshape(batch, n_tokens, dim))
+        # The CPU and CUDA kernels lay the output out as (B, N, H, Dh): this reshape is free there.
+        out = out.transpose(1, 2).reshape(batch, n_tokens, dim)
+        if residual is None:
+            return fused.linear(out, self.proj.weight, self.proj.bias)
+        return fused.linear_add(out, self.proj.weight, self.proj.bias, residual)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from echoic.layers import fused
+
 __all__ = ["MLP"]
 
 
@@ -17,5 +19,12 @@ class MLP(nn.Module):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """x: ``(B, N, D)`` → ``(B, N, D)``, plus ``residual`` when given (fused on inference)."""
+        if isinstance(self.act, nn.GELU) and self.act.approximate == "none":
+            h = fused.linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
+        else:
+            h = self.act(self.fc1(x))
+        if residual is None:
+            return fused.linear(h, self.fc2.weight, self.fc2.bias)
+        return fused.linear_add(h, self.fc2.weight, self.fc2.bias, residual)

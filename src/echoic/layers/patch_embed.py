@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from echoic.errors import ConfigError
+from echoic.layers import fused
 
 __all__ = ["PatchEmbed", "gather_tokens", "patchify", "token_grid", "token_padding_mask"]
 
@@ -51,8 +52,8 @@ def patchify(values: torch.Tensor, patch: tuple[int, int]) -> torch.Tensor:
     """Cut features into flattened patches in encoder token order (e.g. MAE reconstruction targets).
 
     values: ``(B, F, T)``. Returns ``(B, N, patch_f * patch_t)`` with
-    ``N = n_time_patches * n_freq_patches`` (time-major) and pixels ``df * patch_t + dt``; frames past
-    ``T`` in the last patch are 0.
+    ``N = n_time_patches * n_freq_patches`` (time-major) and pixels ``df * patch_t + dt``;
+    frames past ``T`` in the last patch are 0.
     """
     if values.ndim != 3:
         raise ConfigError(f"patchify expects (B, F, T) values; found shape {tuple(values.shape)}.")
@@ -100,7 +101,10 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Linear(self.patch[0] * self.patch[1], dim)
 
     def forward(self, values: torch.Tensor, keep_idx: torch.Tensor | None = None) -> torch.Tensor:
-        """values: ``(B, F, T)``; keep_idx: optional ``(B, K)`` → ``(B, K, D)`` else ``(B, N, D)``."""
+        """values: ``(B, F, T)``; keep_idx: optional ``(B, K)``.
+
+        Returns ``(B, K, D)`` with ``keep_idx``, else ``(B, N, D)``.
+        """
         if values.shape[1] != self.n_bins:
             raise ConfigError(
                 f"features have {values.shape[1]} frequency bins but the patch embedding expects "
@@ -110,4 +114,4 @@ class PatchEmbed(nn.Module):
         patches = patchify(values, self.patch)
         if keep_idx is not None:
             patches = gather_tokens(patches, keep_idx)
-        return self.proj(patches)
+        return fused.linear(patches, self.proj.weight, self.proj.bias)

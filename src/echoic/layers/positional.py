@@ -1,8 +1,8 @@
 """Fixed separable 2-D sine-cosine positions, computed on the fly for any grid (no max length).
 
-Channel layout of a ``D``-wide position (``D`` divisible by 4): the first ``D/2`` channels encode the
-time-patch index, the last ``D/2`` the frequency-patch index. Each half is ``[sin(p·ω_k), cos(p·ω_k)]``
-for ``k < D/4`` with ``ω_k = 10000^(-k/(D/4))`` (the MAE/ViT convention).
+Channel layout of a ``D``-wide position (``D`` divisible by 4): the first ``D/2`` channels encode
+the time-patch index, the last ``D/2`` the frequency-patch index. Each half is
+``[sin(p·ω_k), cos(p·ω_k)]`` for ``k < D/4``, ``ω_k = 10000^(-k/(D/4))`` (MAE/ViT convention).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def sincos_grid(
 ) -> torch.Tensor:
     """``(N, dim)`` positions of a full grid in time-major token order.
 
-    Token ``n = time_patch * n_freq_patches + freq_patch`` with ``N = n_time_patches * n_freq_patches``.
+    Token ``n = time_patch * n_freq_patches + freq_patch``, ``N = n_time_patches * n_freq_patches``.
     Computed separably (``n_time + n_freq`` encodings, then broadcast), so any length is cheap.
     """
     check_position_dim(dim)

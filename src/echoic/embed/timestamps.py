@@ -1,0 +1,58 @@
+"""Native frame embeddings → timestamp embeddings on a regular grid (shared by every model).
+
+A model gives frame embeddings ``(T, D)`` at regularly spaced centre times ``(T,)`` in ms. HEAR
+asks for timestamps on a regular hop no longer than ``max_hop_ms`` (50 ms): the frame hop is
+divided by the smallest integer that brings it to ≤ ``max_hop_ms`` and the frames are linearly
+interpolated onto that grid. Timestamps beyond the clip's duration are dropped; a clip shorter
+than the model's first frame centre keeps one frame, stamped at the clip's middle.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def timestamp_hop_ms(frame_hop_ms: float, max_hop_ms: float = 50.0) -> float:
+    """The grid hop: ``frame_hop_ms / k`` for the smallest integer ``k`` that gives ≤ ``max_hop_ms``."""
+    if frame_hop_ms <= 0 or max_hop_ms <= 0:
+        raise ValueError(
+            f"frame_hop_ms and max_hop_ms must be > 0; found {frame_hop_ms}, {max_hop_ms}"
+        )
+    factor = math.ceil(frame_hop_ms / max_hop_ms - 1e-9)
+    return frame_hop_ms / max(1, factor)
+
+
+def regular_timestamps(
+    frames: torch.Tensor,
+    frame_ms: torch.Tensor,
+    duration_ms: float,
+    frame_hop_ms: float,
+    max_hop_ms: float = 50.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Interpolate ``frames`` ``(T, D)`` at ``frame_ms`` ``(T,)`` onto a regular grid.
+
+    ``frame_ms`` must be ``frame_ms[0] + t * frame_hop_ms``. Returns ``(T', D)`` embeddings (the
+    dtype of ``frames``) and ``(T',)`` float64 times in ms, every time ≤ ``duration_ms``.
+    """
+    if frames.ndim != 2 or frame_ms.shape != frames.shape[:1] or frames.shape[0] == 0:
+        raise ValueError(
+            f"expected frames (T, D) with T >= 1 and frame_ms (T,); found {tuple(frames.shape)} "
+            f"and {tuple(frame_ms.shape)}"
+        )
+    frame_ms = frame_ms.to(torch.float64)
+    factor = max(1, round(frame_hop_ms / timestamp_hop_ms(frame_hop_ms, max_hop_ms)))
+    n = frames.shape[0]
+    if factor > 1 and n > 1:
+        pos = torch.arange((n - 1) * factor + 1, dtype=torch.float64) / factor
+        lo = pos.floor().long().clamp(max=n - 2)
+        frac = (pos - lo).to(frames.dtype)[:, None]
+        frames = frames[lo] * (1 - frac) + frames[lo + 1] * frac
+        times = frame_ms[0] + pos * frame_hop_ms
+    else:
+        times = frame_ms
+    keep = times <= duration_ms + 1e-6
+    if not bool(keep.any()):
+        return frames[:1].contiguous(), torch.tensor([duration_ms / 2], dtype=torch.float64)
+    return frames[keep].contiguous(), times[keep]

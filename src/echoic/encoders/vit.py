@@ -1,0 +1,316 @@
+"""Vision-Transformer encoder over spectrogram patches (AST / SSAST / MAE / EAT style).
+
+``ViTEncoder`` turns :class:`~echoic.types.Features` into :class:`~echoic.types.EncoderOutput`:
+non-overlapping ``patch = (patch_f, patch_t)`` patches → ``Linear`` → + fixed 2-D sin-cos positions
+→ optional CLS token → ``depth`` pre-LN blocks → final LayerNorm. Token order is time-major
+(``token = time_patch * n_freq_patches + freq_patch``); token ``(t, f)`` is centred at
+``first_centre_s + hop_s * (t * patch_t + (patch_t - 1) / 2)``. A token is padding when its first
+frame is at or beyond the item's length; padding keys are masked out of attention, so valid outputs
+do not depend on how much padding a batch carries.
+
+Three ways in:
+
+* ``forward(features, keep_idx=None)`` — the usual call. ``keep_idx (B, K)`` selects grid tokens
+  that enter the transformer; the others never do (MAE / EAT token dropping).
+* ``embed_patches(features)`` then ``forward_tokens(tokens, padding_mask, features)`` — for
+  objectives that edit tokens before the blocks. SSAST-style masking replaces masked tokens by a
+  learned mask embedding plus the token's position::
+
+      tokens, pad, grid = enc.embed_patches(features, add_positions=False)
+      tokens = torch.where(masked[..., None], mask_embedding, tokens)  # (B, N, D)
+      tokens = tokens + enc.position_embedding(grid, tokens.device)
+      out = enc.forward_tokens(tokens, pad, features)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from echoic.encoders.registry import ENCODERS, build_encoder
+from echoic.errors import ConfigError
+from echoic.layers import (
+    Block,
+    PatchEmbed,
+    padding_to_attn_mask,
+    sincos_grid,
+    token_grid,
+    token_padding_mask,
+)
+from echoic.layers.positional import check_position_dim
+from echoic.types import EncoderOutput, Features
+
+__all__ = ["ENCODERS", "ViTConfig", "ViTEncoder", "build_encoder"]
+
+
+@dataclass
+class ViTConfig:
+    """Size and shape of a :class:`ViTEncoder`.
+
+    patch: ``(freq, time)`` patch size in bins × frames; ``(n_bins, 4)`` gives full-band frame
+        tokens.
+    n_bins: frequency bins of the input features (a multiple of ``patch[0]``).
+    drop_path: stochastic-depth rate of the last block (rising linearly from 0 at the first).
+    layer_scale: initial per-channel residual scale, or None for no layer-scale.
+    """
+
+    dim: int
+    depth: int
+    heads: int
+    mlp_ratio: float = 4.0
+    patch: tuple[int, int] = (16, 16)
+    n_bins: int = 128
+    cls_token: bool = True
+    qkv_bias: bool = True
+    norm_eps: float = 1e-6
+    drop_path: float = 0.0
+    layer_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        self.patch = (int(self.patch[0]), int(self.patch[1]))
+        if self.depth < 1:
+            raise ConfigError(f"ViTConfig.depth must be >= 1; found {self.depth}.")
+        if self.heads < 1 or self.dim % self.heads:
+            raise ConfigError(
+                f"ViTConfig.dim={self.dim} must split evenly into heads={self.heads}; choose "
+                f"heads dividing {self.dim}."
+            )
+        check_position_dim(self.dim)
+        token_grid(self.n_bins, 0, self.patch)  # n_bins must be a multiple of patch[0]
+
+    def build(self) -> ViTEncoder:
+        return ViTEncoder(self)
+
+
+class ViTEncoder(nn.Module):
+    """Spectrogram ViT: ``Features (B, F, T)`` → ``EncoderOutput`` with ``depth + 1`` layers."""
+
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        self._config = config
+        dim = config.dim
+        self.patch_embed = PatchEmbed(config.n_bins, config.patch, dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.cls_token else None
+        steps = max(config.depth - 1, 1)
+        rates = [config.drop_path * i / steps for i in range(config.depth)]
+        self.blocks = nn.ModuleList(
+            Block(
+                dim,
+                config.heads,
+                mlp_ratio=config.mlp_ratio,
+                qkv_bias=config.qkv_bias,
+                norm_eps=config.norm_eps,
+                drop_path=rate,
+                layer_scale=config.layer_scale,
+            )
+            for rate in rates
+        )
+        self.norm = nn.LayerNorm(dim, eps=config.norm_eps)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """ViT/MAE initialisation: truncated-normal(0.02) linears, Xavier patch projection."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.xavier_uniform_(self.patch_embed.proj.weight)
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def config(self) -> ViTConfig:
+        return self._config
+
+    @property
+    def dim(self) -> int:
+        return self._config.dim
+
+    @property
+    def depth(self) -> int:
+        return self._config.depth
+
+    @property
+    def patch(self) -> tuple[int, int]:
+        return self._config.patch
+
+    @property
+    def n_bins(self) -> int:
+        return self._config.n_bins
+
+    def grid(self, n_frames: int) -> tuple[int, int]:
+        """``(n_freq_patches, n_time_patches)`` for ``n_frames`` input frames."""
+        return token_grid(self._config.n_bins, n_frames, self._config.patch)
+
+    def num_tokens(self, n_frames: int) -> int:
+        """Patch tokens (CLS excluded) produced for ``n_frames`` frames."""
+        n_freq, n_time = self.grid(n_frames)
+        return n_freq * n_time
+
+    def position_embedding(
+        self, grid: tuple[int, int], device: torch.device | None = None
+    ) -> torch.Tensor:
+        """``(N, D)`` fixed positions of a full ``grid`` in token order."""
+        return sincos_grid(grid[0], grid[1], self.dim, device=device)
+
+    # ----------------------------------------------------------------- pieces
+    def embed_patches(
+        self,
+        features: Features,
+        keep_idx: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+        add_positions: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Patch tokens before the transformer.
+
+        Returns ``tokens (B, N, D)`` (``(B, K, D)`` with ``keep_idx``), with positions added unless
+        ``add_positions=False``; ``padding_mask (B, N | K)`` bool, True on padding; and the full
+        ``grid``. ``padding_mask`` in: optional ``(B, N)`` extra tokens to treat as padding, OR-ed
+        with the mask derived from ``features.lengths``.
+        """
+        values = features.values
+        if values.ndim != 3:
+            raise ConfigError(
+                f"Features.values must be (B, F, T); found shape {tuple(values.shape)}."
+            )
+        n_frames = values.shape[-1]
+        if n_frames < 1:
+            raise ConfigError("features have 0 frames; expected at least 1 frame per batch.")
+        grid = self.grid(n_frames)
+        n_tokens = grid[0] * grid[1]
+        pad = token_padding_mask(
+            features.lengths.to(values.device), self.n_bins, n_frames, self.patch
+        )
+        if padding_mask is not None:
+            if padding_mask.shape != pad.shape:
+                raise ConfigError(
+                    f"padding_mask must cover the full token grid, shape {tuple(pad.shape)}; found "
+                    f"{tuple(padding_mask.shape)}. Pass kept tokens through keep_idx instead."
+                )
+            pad = pad | padding_mask.to(torch.bool)
+        if keep_idx is not None:
+            keep_idx = self._check_keep_idx(keep_idx, values.shape[0], n_tokens)
+            pad = torch.gather(pad, 1, keep_idx)
+        tokens = self.patch_embed(values, keep_idx)
+        if add_positions:
+            pos = self.position_embedding(grid, values.device).to(tokens.dtype)
+            tokens = tokens + (pos[keep_idx] if keep_idx is not None else pos)
+        return tokens, pad, grid
+
+    @staticmethod
+    def _check_keep_idx(keep_idx: torch.Tensor, batch: int, n_tokens: int) -> torch.Tensor:
+        if keep_idx.ndim != 2 or keep_idx.shape[0] != batch:
+            raise ConfigError(
+                f"keep_idx must be (B={batch}, K) token indices; found shape "
+                f"{tuple(keep_idx.shape)}."
+            )
+        if keep_idx.dtype not in (torch.int64, torch.int32):
+            raise ConfigError(f"keep_idx must be an integer tensor; found {keep_idx.dtype}.")
+        if torch.compiler.is_compiling() or not keep_idx.numel():
+            return keep_idx.long()  # the range check reads values (a graph break when compiled)
+        if int(keep_idx.min()) < 0 or int(keep_idx.max()) >= n_tokens:
+            raise ConfigError(
+                f"keep_idx values must lie in [0, {n_tokens}) for this input's grid; found "
+                f"[{int(keep_idx.min())}, {int(keep_idx.max())}]."
+            )
+        return keep_idx.long()
+
+    def forward_tokens(
+        self,
+        tokens: torch.Tensor,
+        padding_mask: torch.Tensor | None,
+        features: Features,
+        token_index: torch.Tensor | None = None,
+    ) -> EncoderOutput:
+        """Run CLS + blocks + final norm on prepared tokens and describe them.
+
+        tokens: ``(B, K, D)`` with positions already added. padding_mask: ``(B, K)`` bool or None.
+        features: the input they came from (for grid and times). token_index: ``(B, K)`` grid
+        position of each token; None means the full grid in order (``K == N``).
+        """
+        batch, n_kept, _ = tokens.shape
+        grid = self.grid(features.n_frames)
+        if token_index is None:
+            if n_kept != grid[0] * grid[1]:
+                raise ConfigError(
+                    f"{n_kept} tokens given without token_index, but the grid {grid} has "
+                    f"{grid[0] * grid[1]}; pass token_index (B, K) for a subset."
+                )
+            token_index = torch.arange(n_kept, device=tokens.device).expand(batch, n_kept)
+        if padding_mask is None:
+            padding_mask = torch.zeros(batch, n_kept, dtype=torch.bool, device=tokens.device)
+        n_cls = 0
+        x = tokens
+        attn_pad = padding_mask
+        if self.cls_token is not None:
+            n_cls = 1
+            x = torch.cat([self.cls_token.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
+            attn_pad = torch.cat([padding_mask.new_zeros(batch, 1), padding_mask], dim=1)
+        # Without any padding, no mask lets SDPA take its fastest kernel (eager only: the check
+        # reads a value, which would break a torch.compile graph).
+        attn_mask = None
+        if torch.compiler.is_compiling() or bool(attn_pad.any()):
+            attn_mask = padding_to_attn_mask(attn_pad)
+
+        hidden = [x]
+        for i, block in enumerate(self.blocks):
+            x = block(x, attn_mask)
+            hidden.append(self.norm(x) if i == len(self.blocks) - 1 else x)
+        layers = [h[:, n_cls:] for h in hidden]
+        cls_layers = [h[:, 0] for h in hidden] if n_cls else None
+
+        token_index = token_index.long()
+        time_index = torch.div(token_index, grid[0], rounding_mode="floor")
+        freq_index = token_index - time_index * grid[0]
+        patch_t = self.patch[1]
+        centre_frames = time_index.double() * patch_t + (patch_t - 1) / 2.0
+        token_times_s = (features.first_centre_s + features.hop_s * centre_frames).float()
+        return EncoderOutput(
+            layers=layers,
+            cls_layers=cls_layers,
+            padding_mask=padding_mask,
+            token_index=token_index,
+            time_index=time_index,
+            freq_index=freq_index,
+            token_times_s=token_times_s,
+            grid=grid,
+            patch_hop_s=features.hop_s * patch_t,
+        )
+
+    # ----------------------------------------------------------------- main entry
+    def forward(
+        self,
+        features: Features,
+        keep_idx: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+    ) -> EncoderOutput:
+        """Encode features.
+
+        features: values ``(B, F, T)`` with ``F == config.n_bins``, any ``T >= 1``.
+        keep_idx: optional ``(B, K)`` int64 indices into the full token grid; only those tokens
+            (with their own positions) enter the transformer, in the given order.
+        padding_mask: optional ``(B, N)`` bool over the full grid, extra tokens to treat as
+            padding (OR-ed with the mask from ``features.lengths``).
+        Returns :class:`EncoderOutput` whose ``layers`` are ``depth + 1`` tensors ``(B, K, D)``
+        (``K = N`` without ``keep_idx``). Layer tensors may be views of a buffer holding the CLS
+        token too (non-contiguous); call ``.contiguous()`` if a kernel needs it.
+        """
+        tokens, pad, _ = self.embed_patches(features, keep_idx=keep_idx, padding_mask=padding_mask)
+        return self.forward_tokens(tokens, pad, features, token_index=keep_idx)
+
+
+def _size(dim: int, depth: int, heads: int) -> ViTConfig:
+    return ViTConfig(dim=dim, depth=depth, heads=heads, patch=(16, 16), n_bins=128)
+
+
+ENCODERS.register("vit_test", lambda: _size(32, 2, 2))
+ENCODERS.register("vit_tiny", lambda: _size(192, 12, 3))
+ENCODERS.register("vit_small", lambda: _size(384, 12, 6))
+ENCODERS.register("vit_base", lambda: _size(768, 12, 12))
