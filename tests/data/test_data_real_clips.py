@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,9 @@ def below(x: np.ndarray, rate: int, cutoff_hz: float) -> np.ndarray:
     return np.fft.irfft(spectrum, x.shape[0])
 
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = Path(
+    os.environ.get("ECHOIC_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
+)
 
 
 def first_rows(name: str, n: int) -> list[Path]:
