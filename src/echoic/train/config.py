@@ -1,0 +1,247 @@
+"""Pretraining run configuration: YAML recipes merged over dataclass defaults, dotted overrides.
+
+``load_config("configs/pretrain/eat_base.yaml", ["--optim.lr", "1e-4", "--data.crop_s=5"])``
+reads the YAML, applies the overrides (values are parsed as YAML: ``5`` is an int, ``[a, b]`` a
+list, ``null`` None) and builds a :class:`PretrainConfig`; an unknown key anywhere raises
+:class:`~echoic.errors.ConfigError` naming the nearest valid key. ``objective.config`` and
+``model.*_config`` are checked later, by the objective / encoder / frontend that own them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from echoic.config import from_dict, to_dict
+from echoic.errors import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "ModelSection",
+    "ObjectiveSection",
+    "OptimConfig",
+    "PretrainConfig",
+    "TrainerConfig",
+    "apply_overrides",
+    "dump_config",
+    "load_config",
+    "parse_overrides",
+    "read_yaml",
+]
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 floats: ``1e-4`` is a float (YAML 1.1 reads it as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML safely, reading ``1e-4`` as a float."""
+    return yaml.load(text, Loader=_Loader)
+
+
+@dataclass
+class ModelSection:
+    """What to build: encoder size and frontend (the fields of :class:`echoic.checkpoint.ModelConfig`)."""
+
+    encoder: str = "vit_base"
+    encoder_config: dict[str, Any] = field(default_factory=dict)
+    frontend: str = "kaldi_fbank"
+    frontend_config: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    licence: str = ""
+
+
+@dataclass
+class ObjectiveSection:
+    """Which registered objective, and its config (checked by the objective's dataclass)."""
+
+    name: str = "eat"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Training audio and how it is cut.
+
+    train: audio files, folders (walked recursively) and manifests (``.csv``/``.tsv`` with a
+        ``file``/``path``/``audio_filepath`` column, ``.txt`` one path per line, ``.jsonl`` /
+        ``.jsonl.gz`` with those keys or lhotse recording / cut manifests). Relative paths inside a
+        manifest are relative to the manifest's folder; ``shared:NAME`` means the folder ``NAME``
+        of the shared real-audio data (``$ECHOIC_DATA`` or ``../shared/data``).
+    crop_s: seconds per crop. views: crops per clip per step (each is a batch item).
+    batch_size: clips per device per micro-batch (items = ``batch_size * views``).
+    pad: shorter clips are tiled (``"repeat"``) or zero-padded (``"zero"``: padded tokens are
+        masked out of attention and losses).
+    max_files: use only the first N files of the sorted list (quick runs).
+    """
+
+    train: tuple[str, ...] = ()
+    crop_s: float = 10.0
+    views: int = 1
+    batch_size: int = 12
+    num_workers: int = 4
+    pad: str = "repeat"
+    max_files: int | None = None
+    shuffle: bool = True
+    max_consecutive_failures: int = 100
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay to ``min_lr_ratio * lr`` at ``max_steps``.
+
+    Weight decay skips biases, norms and single-vector parameters (CLS / mask tokens).
+    """
+
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.05
+    warmup_steps: int = 1000
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning trainer settings.
+
+    precision: ``"auto"`` = fp32 on CPU, ``bf16-mixed`` on a GPU that supports bf16, else fp32;
+        any Lightning precision string is passed through.
+    checkpoint_every_n_steps: full training checkpoints (model, optimiser, RNG) every N optimiser
+        steps, written atomically to ``output_dir/checkpoints``; ``keep_checkpoints`` most recent
+        are kept (-1: all) plus ``last.ckpt``.
+    threads: torch intra-op threads (None: torch's default).
+    """
+
+    max_steps: int = 400_000
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+    log_every_n_steps: int = 50
+    checkpoint_every_n_steps: int = 10_000
+    keep_checkpoints: int = 2
+    progress_bar: bool = True
+    threads: int | None = None
+    deterministic: bool = False
+    tensorboard: bool = True
+
+
+@dataclass
+class PretrainConfig:
+    """A whole pretraining run. ``export_dir`` defaults to ``output_dir/model``."""
+
+    seed: int = 0
+    output_dir: str = "runs/pretrain"
+    export_dir: str | None = None
+    model: ModelSection = field(default_factory=ModelSection)
+    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.views < 1 or self.data.batch_size < 1:
+            raise ConfigError(
+                f"data.views and data.batch_size must be >= 1; found {self.data.views}, "
+                f"{self.data.batch_size}."
+            )
+        if self.data.crop_s <= 0:
+            raise ConfigError(f"data.crop_s must be > 0 seconds; found {self.data.crop_s}.")
+        if self.data.pad not in ("repeat", "zero"):
+            raise ConfigError(f"data.pad must be 'repeat' or 'zero'; found {self.data.pad!r}.")
+        if self.trainer.max_steps < 1:
+            raise ConfigError(f"trainer.max_steps must be >= 1; found {self.trainer.max_steps}.")
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, Any]:
+    """``["--a.b", "1", "--c=x"]`` → ``{"a.b": 1, "c": "x"}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise ConfigError(
+                f"expected an override like --optim.lr 1e-4 or --optim.lr=1e-4; found {token!r}."
+            )
+        key = token[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(tokens):
+                raise ConfigError(f"override --{key} has no value; write --{key} VALUE.")
+            raw = tokens[i + 1]
+            i += 2
+        out[key.replace("-", "_")] = read_yaml(raw) if raw != "" else ""
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (creating sub-dicts); returns ``data``."""
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"override {dotted!r}: {part!r} holds {child!r}, not a section; "
+                    f"set {'.'.join(parts[: parts.index(part) + 1])} itself instead."
+                )
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> PretrainConfig:
+    """Read a YAML recipe (or start from defaults), apply overrides, build the config."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(
+                f"config file {p} not found; expected a YAML recipe such as "
+                "configs/pretrain/eat_base.yaml."
+            )
+        loaded = read_yaml(p.read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(
+                f"{p}: expected a YAML mapping at the top; found {type(loaded).__name__}."
+            )
+        data = loaded or {}
+    if overrides:
+        parsed = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        apply_overrides(data, parsed)
+    return from_dict(PretrainConfig, data, where=str(path) if path else "config")
+
+
+def dump_config(config: PretrainConfig) -> str:
+    """The config as YAML (the resolved recipe saved beside every run)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

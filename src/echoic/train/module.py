@@ -1,0 +1,260 @@
+"""One LightningModule for every objective: audio → frontend → registered ``Objective`` → loss.
+
+The module never branches on the method: it builds the frontend and encoder from the model
+section, hands the encoder to the objective, optimises every ``requires_grad`` parameter with
+AdamW, and calls ``objective.after_optimizer_step()`` after each optimiser step (EMA teachers).
+
+Checkpoints carry, besides Lightning's model / optimiser / scheduler / loop state, an ``"echoic"``
+entry: the resolved config, model config, data hash, the number of micro-batches consumed (the
+data stream resumes from it), the skipped files, and the RNG states of every rank (Python, NumPy,
+torch CPU/CUDA and the masking generator), restored right before the first batch after resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from echoic.checkpoint import EchoicModel, ModelConfig
+from echoic.config import to_dict
+from echoic.objectives import build_objective
+from echoic.train.config import PretrainConfig
+from echoic.train.data import Clip, CropDataset, build_dataloader
+from echoic.train.rng import capture_rng, restore_rng
+from echoic.types import AudioBatch
+
+__all__ = ["PretrainModule", "build_model_config", "cosine_with_warmup", "parameter_groups"]
+
+log = logging.getLogger(__name__)
+STEP_LOG = "train_log.jsonl"
+
+
+def build_model_config(config: PretrainConfig) -> ModelConfig:
+    m = config.model
+    return ModelConfig(
+        encoder=m.encoder,
+        encoder_config=dict(m.encoder_config),
+        frontend=m.frontend,
+        frontend_config=dict(m.frontend_config),
+        name=m.name or f"{config.objective.name}-{m.encoder}",
+        licence=m.licence,
+        objective=config.objective.name,
+    )
+
+
+def cosine_with_warmup(warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
+    """LR multiplier at optimiser step ``s`` (0-based): ``(s + 1) / warmup`` during warm-up, then
+    cosine from 1 to ``min_ratio`` at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def parameter_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainable parameters split into decayed (matrices) and not decayed (biases, norms, and
+    single vectors such as CLS / mask tokens of shape ``(1, 1, D)``)."""
+    decay, no_decay = [], []
+    for _, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        single_vector = p.ndim <= 1 or all(s == 1 for s in p.shape[:-1])
+        (no_decay if single_vector else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _seed_for(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class PretrainModule(L.LightningModule):
+    """Generic SSL pretraining module over any registered objective."""
+
+    def __init__(
+        self,
+        config: PretrainConfig,
+        clips: list[Clip] | None = None,
+        data_hash: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        model = EchoicModel(build_model_config(config))
+        self.model_config: ModelConfig = model.config
+        self.frontend = model.frontend
+        self.objective = build_objective(
+            config.objective.name, model.encoder, config.objective.config
+        )
+        self.clips = clips
+        self.data_hash = data_hash
+        self.mask_generator = torch.Generator()
+        self.mask_generator.manual_seed(_seed_for(config.seed, 0, 2))
+        self.batches_seen = 0
+        self.skipped_files: set[str] = set()
+        self._rng_to_restore: dict[str, Any] | None = None
+        self._window: list[float] = []
+        self._started = time.perf_counter()
+
+    # ----------------------------------------------------------------- set-up
+    def setup(self, stage: str) -> None:
+        # every rank draws different masks; a restored checkpoint overrides this state
+        self.mask_generator.manual_seed(_seed_for(self.config.seed, self.global_rank, 2))
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        if self.clips is None:
+            raise RuntimeError("PretrainModule needs clips to build its dataloader.")
+        d = self.config.data
+        dataset = CropDataset(
+            self.clips,
+            sample_rate=self.frontend.sample_rate,
+            crop_s=d.crop_s,
+            views=d.views,
+            pad=d.pad,
+            seed=self.config.seed,
+            shuffle=d.shuffle,
+            min_samples=self.frontend.min_samples,
+            max_consecutive_failures=d.max_consecutive_failures,
+        )
+        world = self.trainer.world_size if self._trainer is not None else 1
+        return build_dataloader(
+            dataset,
+            batch_size=d.batch_size,
+            start=lambda: self.batches_seen * d.batch_size,
+            rank=self.global_rank,
+            world_size=world,
+            num_workers=d.num_workers,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        o = self.config.optim
+        optimizer = torch.optim.AdamW(
+            parameter_groups(self.objective, o.weight_decay),
+            lr=o.lr,
+            betas=tuple(o.betas),  # type: ignore[arg-type]
+            eps=o.eps,
+        )
+        factor = cosine_with_warmup(o.warmup_steps, self.config.trainer.max_steps, o.min_lr_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    # ----------------------------------------------------------------- steps
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._rng_to_restore is not None:
+            restore_rng(self._rng_to_restore, self.mask_generator)
+            self._rng_to_restore = None
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        audio = AudioBatch(batch["waveform"], batch["lengths"], self.frontend.sample_rate)
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+            features = self.frontend(audio)
+        out = self.objective(features, self.mask_generator)
+        self.batches_seen += 1
+        self.skipped_files.update(batch["failed"])
+        items = int(audio.batch_size)
+        loss = out.loss.detach()
+        self.log("loss", loss, prog_bar=True, batch_size=items)
+        self.log_dict({f"train/{k}": float(v) for k, v in out.logs.items()}, batch_size=items)
+        self.log("data/skipped_files", float(len(self.skipped_files)), batch_size=items)
+        self._window.append(float(loss))
+        return out.loss
+
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: Any,
+        optimizer_closure: Callable[[], Any] | None = None,
+    ) -> None:
+        lr = float(optimizer.param_groups[0]["lr"])
+        optimizer.step(closure=optimizer_closure)
+        hook_logs = self.objective.after_optimizer_step()
+        for key, value in hook_logs.items():
+            self.log(f"train/{key}", float(value))
+        step = self.trainer.global_step + 1  # the counter is advanced after this hook
+        if self._window and self.trainer.is_global_zero:
+            row = {
+                "step": step,
+                "loss": sum(self._window) / len(self._window),
+                "lr": lr,
+                "skipped_files": len(self.skipped_files),
+                "elapsed_s": round(time.perf_counter() - self._started, 3),
+                **{k: float(v) for k, v in hook_logs.items()},
+            }
+            path = Path(self.config.output_dir) / STEP_LOG
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+        self._window = []
+
+    # ----------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        mine = (capture_rng(self.mask_generator), sorted(self.skipped_files))
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, mine)  # every rank saves; rank 0 writes
+        else:
+            gathered = [mine]
+        rng_states = [rank_state[0] for rank_state in gathered]
+        for _, skipped in gathered:
+            self.skipped_files.update(skipped)
+        checkpoint["echoic"] = {
+            "config": to_dict(self.config),
+            "model_config": to_dict(self.model_config),
+            "data_hash": self.data_hash,
+            "batches_seen": self.batches_seen,
+            "clips_per_batch": self.config.data.batch_size,
+            "world_size": len(rng_states),
+            "skipped_files": sorted(self.skipped_files),
+            "rng": rng_states,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("echoic")
+        if state is None:
+            log.warning(
+                "checkpoint has no echoic state; the data stream restarts from the beginning"
+            )
+            return
+        world = self.trainer.world_size if self._trainer is not None else 1
+        batch = self.config.data.batch_size
+        clips_done = state["batches_seen"] * state["clips_per_batch"] * state["world_size"]
+        self.batches_seen = clips_done // (batch * world)
+        self.skipped_files = set(state.get("skipped_files", []))
+        if self.data_hash and state.get("data_hash") and state["data_hash"] != self.data_hash:
+            log.warning(
+                "resuming on different data: checkpoint data hash %s, now %s",
+                state["data_hash"],
+                self.data_hash,
+            )
+        rngs = state.get("rng", [])
+        if len(rngs) == world and state["clips_per_batch"] == batch:
+            self._rng_to_restore = rngs[self.global_rank]
+        else:
+            log.warning(
+                "resuming with %d ranks x %d clips instead of %d x %d: training continues but "
+                "is not bit-identical to an uninterrupted run",
+                world,
+                batch,
+                state["world_size"],
+                state["clips_per_batch"],
+            )

@@ -1,0 +1,117 @@
+"""The contract every registered objective keeps, run on ``vit_test`` with its default config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from echoic.encoders import build_encoder
+from echoic.objectives import OBJECTIVES, Objective, build_objective
+from echoic.types import Features
+
+NAMES = OBJECTIVES.names()
+
+
+def test_the_three_methods_are_registered() -> None:
+    assert {"mae", "eat", "ssast"} <= set(NAMES)
+
+
+def features(batch: int = 2, frames: int = 64, seed: int = 0) -> Features:
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randn(batch, 128, frames, generator=g)
+    return Features(values, torch.full((batch,), frames), hop_s=0.01, first_centre_s=0.0125)
+
+
+def build(name: str, seed: int = 0) -> Objective:
+    torch.manual_seed(seed)
+    return build_objective(name, build_encoder("vit_test")).train()
+
+
+def loss_of(obj: Objective, feats: Features, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)  # dropout / drop-path, if any
+    return obj(feats, torch.Generator().manual_seed(seed)).loss
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_finite_scalar_loss_and_float_logs(name: str) -> None:
+    obj = build(name)
+    out = obj(features(), torch.Generator().manual_seed(0))
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert out.logs and all(isinstance(v, float) for v in out.logs.values())
+    assert obj.encoder is not None and obj.name == name
+
+
+def test_gradients_reach_every_encoder_parameter_and_no_teacher(name: str) -> None:
+    obj = build(name)
+    loss_of(obj, features()).backward()
+    for pname, p in obj.encoder.named_parameters():
+        assert p.grad is not None, f"{name}: no gradient reached encoder.{pname}"
+        assert torch.isfinite(p.grad).all()
+    assert obj.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
+    teacher = obj.teacher()
+    if teacher is not None:
+        assert all(not p.requires_grad and p.grad is None for p in teacher.parameters())
+        assert not any(p is q for p in teacher.parameters() for q in obj.encoder.parameters())
+
+
+def test_an_optimiser_step_leaves_the_teacher_alone_until_the_hook(name: str) -> None:
+    obj = build(name)
+    teacher = obj.teacher()
+    params = [p for p in obj.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.1)
+    before = {k: v.clone() for k, v in obj.state_dict().items()}
+    loss_of(obj, features()).backward()
+    opt.step()
+    if teacher is None:
+        assert obj.after_optimizer_step() == {}
+        return
+    t_prefix = next(n for n, m in obj.named_children() if m is teacher) + "."
+    t_names = {k for k in before if k.startswith(t_prefix)}
+    assert t_names
+    for k in t_names:
+        assert torch.equal(obj.state_dict()[k], before[k]), f"{k} moved before the hook"
+    logs = obj.after_optimizer_step()
+    assert all(isinstance(v, float) for v in logs.values())
+    moved = [k for k in t_names if not torch.equal(obj.state_dict()[k], before[k])]
+    assert moved, "the EMA hook did not move the teacher"
+
+
+def test_state_dict_round_trips(name: str) -> None:
+    a = build(name, seed=0)
+    b = build(name, seed=1)
+    feats = features()
+    assert not torch.equal(loss_of(a, feats), loss_of(b, feats))
+    b.load_state_dict(a.state_dict(), strict=True)
+    assert set(a.state_dict()) == set(b.state_dict())
+    assert torch.equal(loss_of(a, feats), loss_of(b, feats))
+
+
+def test_same_seed_same_loss_and_other_seed_other_masks(name: str) -> None:
+    obj = build(name)
+    feats = features()
+    first = loss_of(obj, feats, seed=3)
+    assert torch.equal(first, loss_of(obj, feats, seed=3))
+    assert not torch.equal(first, loss_of(obj, feats, seed=4))
+
+
+def test_unknown_config_key_names_the_nearest() -> None:
+    from echoic.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mask_ratio"):
+        build_objective("mae", build_encoder("vit_test"), {"mask_ration": 0.5})
+
+
+def test_objectives_do_not_import_the_training_stack() -> None:
+    code = (
+        "import sys, echoic.objectives.mae, echoic.objectives.eat, echoic.objectives.ssast;"
+        "bad = [m for m in sys.modules if m.startswith(('lightning', 'echoic.train'))];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
