@@ -9,7 +9,7 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint demo apt clean
+.PHONY: install test test-peers lint demo apt clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -34,6 +34,16 @@ lint: $(STAMP)
 
 test: $(STAMP) apt lint
 	$(BIN)/python -m pytest -q -n 2 --durations=15 tests
+
+# Offline peer encoders (optional extra): their PyPI packages pin things that cannot or need not be
+# installed here, so they go in without their dependencies, after the ones really used (docs/models.md).
+PEER_DEPS := librosa resampy scipy webrtcvad-wheels onnxruntime scikit-learn tqdm
+PEER_PACKAGES := aisfx==0.1.2 resemblyzer==0.1.4 openwakeword==0.5.1 torchcrepe==0.0.24
+
+test-peers: $(STAMP)
+	$(BIN)/pip install -q $(PEER_DEPS)
+	$(BIN)/pip install -q --no-deps $(PEER_PACKAGES)
+	ECHOIC_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q tests/zoo
 
 demo: $(STAMP) apt
 	$(BIN)/python -m echoic.cli.demo

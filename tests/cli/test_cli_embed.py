@@ -104,3 +104,17 @@ def test_info_prints_config(model_dir, capsys):
     assert main(["info", str(model_dir)]) == 0
     text = capsys.readouterr().out
     assert "UNTRAINED" in text and '"encoder": "vit_test"' in text
+
+
+def test_embed_accepts_zoo_models(tmp_path):
+    files = make_good_files(tmp_path / "a", 3, seconds=1.0)
+    out = tmp_path / "z.parquet"
+    assert (
+        main(
+            ["embed", str(tmp_path / "a"), "--model", "logmel_stats", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
+    table = pq.read_table(out)
+    assert sorted(table.column("path").to_pylist()) == sorted(str(f.resolve()) for f in files)
+    assert "logmel_stats" in (table.schema.metadata or {}).get(b"echoic", b"").decode()

@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from conftest import DATA, SAMPLE_RATE, buildable_tasks
+from tasks_helpers import DATA, SAMPLE_RATE, buildable_tasks
 
 # A mix of rendering paths: plain decode (8 kHz FLAC and 48 kHz Opus, resampled), mixing, fluidsynth.
 REBUILT = ("drums", "esc50_scenes", "fsdd_digits", "soundfont_pitch")

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-
-from conftest import SAMPLE_RATE
+from tasks_helpers import SAMPLE_RATE
 
 HEAR_FIELDS = {
     "task_name": str,
@@ -40,7 +39,7 @@ def read_task(task_dir: Path) -> dict:
 
 
 def test_every_registered_task_was_built(small_build):
-    from conftest import buildable_tasks
+    from tasks_helpers import buildable_tasks
 
     assert sorted(small_build) == sorted(buildable_tasks())
     for name, task_dir in small_build.items():

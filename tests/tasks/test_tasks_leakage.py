@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from conftest import DATA
+from tasks_helpers import DATA
 
 
 def meta_rows(dataset: str) -> list[dict[str, str]]:

@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from conftest import DATA, SAMPLE_RATE, have_fluidsynth
+from tasks_helpers import DATA, SAMPLE_RATE, have_fluidsynth
 
 
 def test_envelope_finds_a_burst_in_silence_and_noise():

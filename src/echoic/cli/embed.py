@@ -1,4 +1,8 @@
-"""`echoic embed PATH... --out emb.parquet`: embeddings of audio files into Parquet."""
+"""`echoic embed PATH... --out emb.parquet`: embeddings of audio files into Parquet.
+
+``--model`` takes anything ``echoic.zoo.resolve_model`` does: an echoic model name or directory, a
+baseline or peer name (``echoic models`` lists them), or a fitted ``bow`` directory.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help="model name or directory")
     p.add_argument("--out", required=True, help="output .parquet file (re-runs resume it)")
     p.add_argument("--timestamps", action="store_true", help="also write timestamp embeddings")
-    p.add_argument("--layer", type=parse_layer, default=-1, help="index, 'mean', or weights")
+    p.add_argument(
+        "--layer", type=parse_layer, default=None, help="echoic models: index, 'mean', or weights"
+    )
     p.add_argument("--chunk-s", type=float, default=None, help="seconds per encoder chunk")
     p.add_argument("--batch-size", type=int, default=None, help="chunks per forward pass")
     p.add_argument("--max-duration-s", type=float, default=None, help="skip longer files")
@@ -39,17 +45,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from echoic.embed.embedder import Embedder
     from echoic.embed.extract import extract
+    from echoic.zoo.registry import resolve_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    opts: dict[str, object] = {"layer": args.layer}
+    opts: dict[str, object] = {}
+    if args.layer is not None:
+        opts["layer"] = args.layer
     if args.chunk_s:
         opts["chunk_s"] = args.chunk_s
     if args.batch_size:
         opts["batch_size"] = args.batch_size
-    embedder = Embedder(args.model, **opts)
+    embedder = resolve_model(args.model, **opts)
     print(f"model: {embedder.label}, {embedder.embedding_size}-d at {embedder.sample_rate} Hz")
     report = extract(
         args.paths,

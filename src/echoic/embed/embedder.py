@@ -35,6 +35,7 @@ from echoic.config import from_dict, to_dict
 from echoic.data.audio import resample
 from echoic.data.batch import pad_batch
 from echoic.embed.base import ClipEmbedding
+from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
 
 LayerChoice = int | str | tuple[float, ...]
@@ -108,8 +109,7 @@ class Embedder:
 
     @property
     def timestamp_hop_ms(self) -> float:
-        factor = math.ceil(self.frame_hop_ms / self.config.max_timestamp_hop_ms - 1e-9)
-        return self.frame_hop_ms / max(1, factor)
+        return timestamp_hop_ms(self.frame_hop_ms, self.config.max_timestamp_hop_ms)
 
     @property
     def label(self) -> str:
@@ -256,7 +256,13 @@ class Embedder:
             idx * self._patch_t + (self._patch_t - 1) / 2
         )
         frame_ms = centre_s * 1000.0
-        ts, ts_ms = self._interpolate(frames, frame_ms, 1000.0 * n_samples / self.sample_rate)
+        ts, ts_ms = regular_timestamps(
+            frames,
+            frame_ms,
+            duration_ms=1000.0 * n_samples / self.sample_rate,
+            frame_hop_ms=self.frame_hop_ms,
+            max_hop_ms=self.config.max_timestamp_hop_ms,
+        )
         return ClipEmbedding(
             scene=frames.mean(0),
             frames=frames,
@@ -264,21 +270,3 @@ class Embedder:
             timestamps=ts,
             timestamps_ms=ts_ms,
         )
-
-    def _interpolate(
-        self, frames: torch.Tensor, frame_ms: torch.Tensor, duration_ms: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        factor = max(1, round(self.frame_hop_ms / self.timestamp_hop_ms))
-        n = frames.shape[0]
-        if factor > 1 and n > 1:
-            pos = torch.arange((n - 1) * factor + 1, dtype=torch.float64) / factor
-            lo = pos.floor().long().clamp(max=n - 2)
-            frac = (pos - lo).to(frames.dtype)[:, None]
-            frames = frames[lo] * (1 - frac) + frames[lo + 1] * frac
-            times = frame_ms[0] + pos * self.frame_hop_ms
-        else:
-            times = frame_ms
-        keep = times <= duration_ms + 1e-6
-        if not bool(keep.any()):  # shorter than one patch: one frame, stamped at the clip's middle
-            return frames[:1].contiguous(), torch.tensor([duration_ms / 2], dtype=times.dtype)
-        return frames[keep].contiguous(), times[keep]

@@ -1,0 +1,150 @@
+"""The shared machinery of zoo models: input checks, resampling, timestamps, identity.
+
+A zoo model implements :meth:`ZooModel.native` — clips at the model's rate, each at least
+``min_samples`` long → its native frame embeddings ``(T, D)`` at regularly spaced centre times
+``(T,)`` ms (and optionally its own scene embedding) — and this base class turns those into
+:class:`~echoic.embed.base.ClipEmbedding` s exactly as the echoic Embedder does (timestamps from
+:func:`echoic.embed.timestamps.regular_timestamps`, scene = mean of the frames unless the model
+says otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from echoic.data.audio import resample
+from echoic.embed.base import ClipEmbedding
+from echoic.embed.timestamps import regular_timestamps
+
+
+@dataclass
+class NativeFrames:
+    """One clip's native output: ``frames`` ``(T, D)`` float32 at ``times_ms`` ``(T,)`` float64
+    (regular hop ``ZooModel.frame_hop_ms``); ``scene`` ``(D,)`` or None for the mean of frames."""
+
+    frames: torch.Tensor
+    times_ms: torch.Tensor
+    scene: torch.Tensor | None = None
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file (weights shipped by a peer package)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 hex digest of named tensors (order-independent)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(tensors.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class ZooModel:
+    """Base class of zoo models (an :class:`~echoic.embed.base.EmbeddingModel`).
+
+    Subclasses set ``name``, ``label``, ``sample_rate``, ``embedding_size``, ``min_samples`` and
+    ``frame_hop_ms``, and implement :meth:`native` and :meth:`identity_payload`.
+    """
+
+    name: str = ""
+    label: str = ""
+    sample_rate: int = 16000
+    embedding_size: int = 0
+    min_samples: int = 1
+    frame_hop_ms: float = 0.0
+    max_timestamp_hop_ms: float = 50.0
+
+    _identity: str | None = None
+
+    # ------------------------------------------------------------------ to implement
+    def native(self, clips: list[np.ndarray]) -> list[NativeFrames]:
+        """Native frames of each clip (float32 ``(S,)`` at ``sample_rate``, ``S ≥ min_samples``)."""
+        raise NotImplementedError
+
+    def identity_payload(self) -> dict[str, Any]:
+        """Everything the embeddings depend on (config, package version, weights digest)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
+    @property
+    def identity(self) -> str:
+        """Stable key that changes whenever the embeddings would (used as a cache key)."""
+        if self._identity is None:
+            payload = json.dumps(self.identity_payload(), sort_keys=True, default=str)
+            self._identity = f"{self.name}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+        return self._identity
+
+    def prepare(
+        self, wave: torch.Tensor | np.ndarray, sample_rate: int | None
+    ) -> tuple[np.ndarray, int]:
+        """Mono float32 at the model's rate, zero-padded to ``min_samples``; and the length before."""
+        x = np.asarray(wave.detach().cpu() if isinstance(wave, torch.Tensor) else wave)
+        if x.ndim != 1:
+            raise ValueError(f"expected 1-D mono audio; found shape {x.shape}. Mix down first.")
+        x = x.astype(np.float32, copy=False)
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            x = resample(x, sample_rate, self.sample_rate)
+        length = int(x.shape[0])
+        if length < self.min_samples:
+            x = np.pad(x, (0, self.min_samples - length))
+        return np.ascontiguousarray(x), length
+
+    @torch.inference_mode()
+    def embed(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> list[ClipEmbedding]:
+        """Embed clips of any lengths (1-D mono arrays at ``sample_rate``, default the model's)."""
+        if len(waveforms) == 0:
+            return []
+        prepared = [self.prepare(w, sample_rate) for w in waveforms]
+        outputs = self.native([clip for clip, _ in prepared])
+        result = []
+        for (_, length), out in zip(prepared, outputs, strict=True):
+            frames = out.frames.float()
+            duration_ms = 1000.0 * length / self.sample_rate
+            ts, ts_ms = regular_timestamps(
+                frames, out.times_ms, duration_ms, self.frame_hop_ms, self.max_timestamp_hop_ms
+            )
+            scene = frames.mean(0) if out.scene is None else out.scene.float()
+            result.append(
+                ClipEmbedding(
+                    scene=scene.contiguous(),
+                    frames=frames,
+                    frame_times_ms=out.times_ms.to(torch.float64),
+                    timestamps=ts,
+                    timestamps_ms=ts_ms,
+                )
+            )
+        return result
+
+    def scene_embeddings(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> torch.Tensor:
+        """``(B, D)`` scene embeddings."""
+        return torch.stack([e.scene for e in self.embed(waveforms, sample_rate)])
+
+    def timestamp_embeddings(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per clip: ``(T, D)`` embeddings and ``(T,)`` timestamps in ms."""
+        return [(e.timestamps, e.timestamps_ms) for e in self.embed(waveforms, sample_rate)]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(label={self.label!r}, {self.embedding_size}-d at "
+            f"{self.sample_rate} Hz)"
+        )

@@ -1,0 +1,38 @@
+"""Constants and checks shared by the task tests (a uniquely named module, not conftest, so
+imports resolve the same way whichever conftest pytest loaded last)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("ECHOIC_DATA", REPO / ".." / "shared" / "data")).resolve()
+SOUNDFONT_TASKS = ("soundfont_instrument", "soundfont_pitch")
+FONTS = (
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+    Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
+)
+SAMPLE_RATE = 16000
+
+
+def have_data() -> bool:
+    return (DATA / "esc50" / "meta.csv").is_file()
+
+
+def have_fluidsynth() -> bool:
+    return shutil.which("fluidsynth") is not None and all(f.is_file() for f in FONTS)
+
+
+def buildable_tasks() -> list[str]:
+    from echoic.tasks.writer import task_names
+
+    names = []
+    for name in task_names():
+        if name in SOUNDFONT_TASKS and not have_fluidsynth():
+            continue
+        if name not in SOUNDFONT_TASKS and not have_data():
+            continue
+        names.append(name)
+    return names
