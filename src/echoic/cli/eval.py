@@ -1,0 +1,87 @@
+"""`echoic eval`: HEAR-protocol evaluation of models on HEAR-format tasks (see docs/evaluation.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate models on HEAR-format tasks (cached embeddings, probes, report)",
+        description="Embed every task with every model (cached), train probes, and write one JSON "
+        "per (model, task), results.csv, a printed table and report.html into --out.",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="echoic model name/dir or zoo baseline (repeatable); default: echoic-default",
+    )
+    p.add_argument("--hear-module", help="a HEAR 2021 API module to evaluate (pkg.module)")
+    p.add_argument("--hear-weights", help="weights file passed to the HEAR module's load_model")
+    p.add_argument("--tasks", nargs="+", required=True, help="task dirs or folders of task dirs")
+    p.add_argument("--protocol", choices=("hear", "linear", "knn"), default="hear")
+    p.add_argument(
+        "--seeds", type=int, default=1, help="probe seeds (mean ± std over seeds, folds)"
+    )
+    p.add_argument("--out", default="results", help="output folder")
+    p.add_argument("--cache", default=None, help="embedding cache folder (default: OUT/cache)")
+    p.add_argument("--grid-points", type=int, default=8, help="hear: grid points of 16 (default 8)")
+    p.add_argument("--max-epochs", type=int, default=None, help="override the protocol's epochs")
+    p.add_argument("--patience", type=int, default=None, help="override early-stopping patience")
+    p.add_argument("--check-every", type=int, default=None, help="override validation interval")
+    p.add_argument("--hidden-dim", type=int, default=1024, help="hear: hidden width (default 1024)")
+    p.add_argument(
+        "--order",
+        choices=("fixed", "epoch"),
+        default=None,
+        help="training order: fixed (hear-eval-kit, default for hear) or reshuffled every epoch",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("stacked", "sequential"),
+        default="stacked",
+        help="stacked: grid points trained together (default); sequential: one after another",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads for probe training")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from echoic.evaluate import EvalConfig, HearModuleModel, ProbeConfig, evaluate
+
+    models: list = list(args.model)
+    if args.hear_module:
+        models.append(lambda: HearModuleModel(args.hear_module, args.hear_weights))
+    elif args.hear_weights:
+        print("echoic eval: error: --hear-weights needs --hear-module")
+        return 2
+    if not models:
+        from echoic.checkpoint import DEFAULT_MODEL
+
+        models = [DEFAULT_MODEL]
+    probe = ProbeConfig(
+        protocol=args.protocol,
+        seeds=args.seeds,
+        grid_points=args.grid_points,
+        hidden_dim=args.hidden_dim,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        check_every=args.check_every,
+        order=args.order,
+        backend=args.backend,
+    )
+    config = EvalConfig(
+        out=Path(args.out),
+        cache=Path(args.cache) if args.cache else None,
+        probe=probe,
+        progress=not args.quiet,
+        report=not args.no_report,
+        threads=args.threads,
+    )
+    evaluate(models, args.tasks, config)
+    return 0

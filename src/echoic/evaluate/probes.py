@@ -1,0 +1,291 @@
+"""The three probes: ``hear`` (hear-eval-kit's MLP grid), ``linear`` (EVAR-style) and ``knn``.
+
+hear: the 16-point grid {1, 2 hidden layers} x {xavier uniform, xavier normal} x {lr 3.2e-3,
+1e-3, 3.2e-4, 1e-4} (hidden 1024, BatchNorm, dropout 0.1, batch 1024, ≤ 500 epochs, validation
+every 3 epochs, patience 20 checks), listed in scikit-learn ``ParameterGrid`` order and shuffled
+with ``random.Random(42)`` — hear-eval-kit's ``seed_everything(42)`` + ``random.shuffle`` — of
+which the first 8 are trained. Grid search runs on the first fold plan only; every grid point is
+trained with every seed (all together, vectorised) and the point with the best mean validation
+score over seeds wins (ties: first in the shuffled order). The winner is retrained on every
+other fold (its seeds together), and fold 0 reuses the grid-search probes, as hear-eval-kit does.
+
+linear: features standardised with the training split's mean and standard deviation, one linear
+layer, Adam (lr 1e-3), batch 256, ≤ 200 epochs, validation every epoch, patience 20, reshuffled
+every epoch, seeds trained together.
+
+knn: cosine similarity to the training rows, k = 10 nearest, votes weighted by
+``exp(similarity / 0.07)``; class probabilities are the normalised weighted votes. Deterministic,
+so there is one run per fold whatever ``seeds`` says.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from echoic.evaluate.cache import TaskEmbeddings
+from echoic.evaluate.data import Scorer, SplitSet, gather
+from echoic.evaluate.fit import FitConfig, FitResult, fit_probes
+from echoic.evaluate.metrics import MINIMISED, report_metrics
+from echoic.evaluate.mlp import ProbeSpec
+from echoic.evaluate.task import FoldPlan, HearTask
+
+HEAR_LRS = (3.2e-3, 1e-3, 3.2e-4, 1e-4)
+HEAR_INITS = ("xavier_uniform", "xavier_normal")
+HEAR_DEPTHS = (1, 2)
+PROTOCOLS = ("hear", "linear", "knn")
+TASK_SPECIFIC_PARAM_GRID = {"dcase2016_task2": {"check_val_every_n_epoch": [10]}}
+"""hear-eval-kit's per-task overrides (validation every 10 epochs on DCASE 2016 task 2)."""
+
+
+@dataclass
+class ProbeConfig:
+    """Protocol settings; ``None`` fields take the protocol's default (hear-eval-kit's for hear)."""
+
+    protocol: str = "hear"
+    seeds: int = 1
+    grid_points: int = 8
+    grid_seed: int = 42
+    hidden_dim: int = 1024
+    max_epochs: int | None = None
+    check_every: int | None = None
+    patience: int | None = None
+    batch_size: int | None = None
+    order: str | None = None  # "fixed" | "epoch"
+    backend: str = "stacked"  # "stacked" | "sequential"
+    linear_lr: float = 1e-3
+    knn_k: int = 10
+    knn_temperature: float = 0.07
+
+    def fit_config(self, task: HearTask, seed: int) -> FitConfig:
+        if self.protocol == "hear":
+            grid = dict(TASK_SPECIFIC_PARAM_GRID.get(task.name, {}))
+            grid.update(task.evaluation_params.get("task_specific_param_grid", {}))
+            base = FitConfig(
+                batch_size=1024,
+                max_epochs=500,
+                check_every=int(_first(grid.get("check_val_every_n_epoch"), 3)),
+                patience=20,
+                order="fixed",
+            )
+        else:
+            base = FitConfig(
+                batch_size=256, max_epochs=200, check_every=1, patience=20, order="epoch"
+            )
+        for name in ("batch_size", "max_epochs", "check_every", "patience", "order"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(base, name, value)
+        base.seed = seed
+        return base
+
+
+def _first(values: Any, default: int) -> int:
+    if isinstance(values, list) and values:
+        return int(values[0])
+    return int(values) if values is not None else default
+
+
+def hear_grid(config: ProbeConfig) -> list[dict[str, Any]]:
+    """The grid points hear-eval-kit trains: 16 in ParameterGrid order, shuffled, first N."""
+    points = [
+        {"hidden_layers": h, "initialization": i, "lr": lr}
+        for h in HEAR_DEPTHS
+        for i in HEAR_INITS
+        for lr in HEAR_LRS
+    ]
+    random.Random(config.grid_seed).shuffle(points)
+    return points[: config.grid_points]
+
+
+@dataclass
+class ProbeOutcome:
+    """Everything a probe produced for one (model, task)."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    grid: list[dict[str, Any]] = field(default_factory=list)
+    confusion: np.ndarray | None = None
+    seconds: float = 0.0
+
+
+def run_probe(task: HearTask, emb: TaskEmbeddings, config: ProbeConfig) -> ProbeOutcome:
+    """Train and test ``config.protocol`` on every fold plan of ``task``."""
+    if config.protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}; found {config.protocol!r}")
+    start = time.perf_counter()
+    metrics = report_metrics(task.metrics, task.prediction_type, task.is_event)
+    outcome = ProbeOutcome()
+    plans = task.fold_plans()
+    seeds = list(range(config.seeds)) if config.protocol != "knn" else [0]
+    chosen: dict[str, Any] | None = None
+    for f, plan in enumerate(plans):
+        train, valid, test = (gather(task, emb, s) for s in (plan.train, plan.valid, plan.test))
+        valid_scorer = Scorer(task, valid, metrics)
+        test_scorer = Scorer(task, test, metrics)
+        if config.protocol == "knn":
+            probs, pp = _knn(train, valid, test, valid_scorer, config)
+            _record(outcome, plan, f, 0, test_scorer, probs, pp, {})
+            outcome.hparams = {"k": config.knn_k, "temperature": config.knn_temperature}
+            continue
+        if config.protocol == "linear":
+            chosen = {
+                "hidden_layers": 0,
+                "lr": config.linear_lr,
+                "initialization": "xavier_uniform",
+            }
+            points = [chosen]
+        else:
+            points = hear_grid(config) if f == 0 else [chosen]  # type: ignore[list-item]
+        specs = [_spec(p, s, config) for p in points for s in seeds]
+        x_train, x_valid, x_test = train.x, valid.x, test.x
+        if config.protocol == "linear":
+            x_train, x_valid, x_test = _standardise(train.x, valid.x, test.x)
+        result = fit_probes(
+            specs,
+            x_train,
+            train.targets if task.prediction_type == "multilabel" else train.labels,
+            x_valid,
+            valid_scorer.validation,
+            metrics[0],
+            task.n_labels,
+            task.prediction_type == "multilabel",
+            config.fit_config(task, seed=f),
+            config.backend,
+            groups=train.offsets,
+            group_split=train.file_split,
+        )
+        if config.protocol == "hear" and f == 0:
+            best = _select(result, points, len(seeds), metrics[0], outcome)
+            chosen = points[best]
+            keep = list(range(best * len(seeds), (best + 1) * len(seeds)))
+        else:
+            keep = list(range(len(specs)))
+        probs_all = result.predict(x_test, task.prediction_type == "multilabel")
+        for k in keep:
+            extra = {
+                "valid_score": float(result.best_score[k]),
+                "best_epoch": int(result.best_epoch[k]),
+                "epochs_run": int(result.epochs_run[k]),
+                "train_seconds": result.seconds,
+            }
+            pp = result.best_extra[k]
+            _record(outcome, plan, f, specs[k].seed, test_scorer, probs_all[k], pp, extra)
+        outcome.hparams = {**(chosen or {}), **_fixed_hparams(config, task)}
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _spec(point: dict[str, Any], seed: int, config: ProbeConfig) -> ProbeSpec:
+    linear = point["hidden_layers"] == 0
+    return ProbeSpec(
+        hidden_layers=int(point["hidden_layers"]),
+        hidden_dim=config.hidden_dim,
+        dropout=0.0 if linear else 0.1,
+        lr=float(point["lr"]),
+        init=str(point["initialization"]),
+        batch_norm=not linear,
+        seed=seed,
+    )
+
+
+def _fixed_hparams(config: ProbeConfig, task: HearTask) -> dict[str, Any]:
+    fit = config.fit_config(task, 0)
+    out = {k: v for k, v in asdict(fit).items() if k not in ("seed", "predict_rows")}
+    if config.protocol == "hear":
+        out.update({"hidden_dim": config.hidden_dim, "dropout": 0.1, "hidden_norm": "BatchNorm1d"})
+        out["optimiser"] = "Adam"
+    return out
+
+
+def _select(
+    result: FitResult, points: list[dict[str, Any]], n_seeds: int, metric: str, out: ProbeOutcome
+) -> int:
+    """Index of the grid point with the best mean validation score over seeds (first on ties)."""
+    means = result.best_score.reshape(len(points), n_seeds).mean(1)
+    for p, m, scores, epochs in zip(
+        points,
+        means,
+        result.best_score.reshape(len(points), n_seeds),
+        result.best_epoch.reshape(len(points), n_seeds),
+        strict=True,
+    ):
+        out.grid.append(
+            {
+                "hparams": p,
+                "valid_mean": float(m),
+                "valid": scores.tolist(),
+                "epochs": epochs.tolist(),
+            }
+        )
+    sign = -1.0 if metric in MINIMISED else 1.0
+    return int(np.argmax(sign * means))
+
+
+def _record(
+    out: ProbeOutcome,
+    plan: FoldPlan,
+    fold: int,
+    seed: int,
+    scorer: Scorer,
+    probs: np.ndarray,
+    postprocessing: Any,
+    extra: dict[str, Any],
+) -> None:
+    test = scorer.test(probs, postprocessing)
+    run = {"fold": plan.name, "fold_index": fold, "seed": seed, "test": test, **extra}
+    if postprocessing is not None:
+        run["postprocessing"] = {
+            "median_filter_ms": postprocessing[0],
+            "min_duration": postprocessing[1],
+        }
+    out.runs.append(run)
+    confusion = scorer.confusion(probs)
+    if confusion is not None:
+        out.confusion = confusion if out.confusion is None else out.confusion + confusion
+
+
+def _standardise(*xs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Scale every array with the first one's mean and std (StandardScaler; std 0 → 1)."""
+    mean = xs[0].mean(0, dtype=np.float64)
+    std = xs[0].std(0, dtype=np.float64)
+    std[std == 0] = 1.0
+    return tuple(((x - mean) / std).astype(np.float32) for x in xs)
+
+
+def knn_probabilities(
+    train_x: np.ndarray, train_targets: np.ndarray, query: np.ndarray, k: int, temperature: float
+) -> np.ndarray:
+    """``(Q, C)`` weighted-vote probabilities of ``query`` ``(Q, D)`` from ``train_x`` ``(N, D)``."""
+    t = torch.nn.functional.normalize(torch.as_tensor(train_x, dtype=torch.float32), dim=1)
+    y = torch.as_tensor(train_targets, dtype=torch.float32)
+    k = min(k, t.shape[0])
+    out = []
+    with torch.no_grad():
+        for lo in range(0, query.shape[0], 2048):
+            q = torch.nn.functional.normalize(
+                torch.as_tensor(query[lo : lo + 2048], dtype=torch.float32), dim=1
+            )
+            sim, idx = (q @ t.T).topk(k, dim=1)
+            w = torch.exp((sim - sim[:, :1]) / temperature)  # shift for stability; ratios equal
+            votes = torch.einsum("qk,qkc->qc", w, y[idx])
+            out.append(votes / w.sum(1, keepdim=True))
+    return torch.cat(out).numpy() if out else np.zeros((0, y.shape[1]), np.float32)
+
+
+def _knn(
+    train: SplitSet, valid: SplitSet, test: SplitSet, valid_scorer: Scorer, config: ProbeConfig
+) -> tuple[np.ndarray, Any]:
+    k, temp = config.knn_k, config.knn_temperature
+    probs = knn_probabilities(train.x, train.targets, test.x, k, temp)
+    pp = None
+    if valid_scorer.is_event:  # post-processing chosen on validation, as for the MLP probes
+        _, pp = valid_scorer.choose_postprocessing(
+            knn_probabilities(train.x, train.targets, valid.x, k, temp)
+        )
+    return probs, pp

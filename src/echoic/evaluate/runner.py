@@ -1,0 +1,171 @@
+"""``evaluate``: models × tasks → cached embeddings → probes → JSON, CSV, table and report.
+
+A model is a name or directory (resolved by :func:`echoic.zoo.registry.resolve_model`: zoo
+baselines and peers, else echoic models), a ready :class:`~echoic.embed.base.EmbeddingModel`, or
+a HEAR module (:class:`~echoic.evaluate.hear_module.HearModuleModel`). A zoo model whose optional
+dependency is missing is skipped with one line saying how to install it.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from echoic.embed.base import EmbeddingModel
+from echoic.evaluate.cache import embed_task
+from echoic.evaluate.metrics import check_metric_names, report_metrics
+from echoic.evaluate.probes import ProbeConfig, run_probe
+from echoic.evaluate.report import build_report
+from echoic.evaluate.results import (
+    format_table,
+    jsonable,
+    read_results,
+    result_path,
+    summarise,
+    write_csv,
+    write_result,
+)
+from echoic.evaluate.task import HearTask, find_tasks, load_task
+
+ModelLike = str | EmbeddingModel | Callable[[], EmbeddingModel]
+
+
+@dataclass
+class EvalConfig:
+    """Where results and embeddings go, and how probes run."""
+
+    out: Path = Path("results")
+    cache: Path | None = None  # default: <out>/cache
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    progress: bool = True
+    report: bool = True
+    threads: int | None = None  # torch threads for probes (None: leave as is)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.cache) if self.cache is not None else Path(self.out) / "cache"
+
+
+def _load(model: ModelLike) -> tuple[str, EmbeddingModel]:
+    if isinstance(model, str):
+        from echoic.zoo.registry import resolve_model
+
+        return model, resolve_model(model)
+    if callable(model) and not hasattr(model, "embed"):
+        built = model()
+        return built.label, built
+    return model.label, model  # type: ignore[union-attr]
+
+
+def evaluate(
+    models: Sequence[ModelLike],
+    tasks: Sequence[str | Path],
+    config: EvalConfig | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Evaluate every model on every task; returns the records written to ``config.out``.
+
+    ``tasks``: task directories or folders of them (HEAR layout). Records of this run are
+    returned; ``results.csv``, the printed table and ``report.html`` cover every record under
+    ``config.out`` (so separate runs into one folder build one report).
+    """
+    config = config or EvalConfig()
+    task_list = [load_task(p) for p in find_tasks(list(tasks))]
+    for t in task_list:
+        check_metric_names(t.metrics)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for model_like in models:
+        try:
+            name, model = _load(model_like)
+        except Exception as err:
+            from echoic.zoo.registry import ModelUnavailable
+
+            if isinstance(err, ModelUnavailable):
+                log(f"skipping {model_like}: {err}")
+                continue
+            raise
+        identity = model.identity
+        log(f"model {name}: {model.label} · {model.sample_rate} Hz · identity {identity}")
+        for task in task_list:
+            records.append(_one(name, model, identity, task, config, log))
+        del model
+        gc.collect()
+    everything = read_results(out)
+    write_csv(everything, out / "results.csv")
+    log("")
+    log(format_table(everything))
+    if config.report and everything:
+        path = build_report(everything, out)
+        log(f"\nreport: {path.resolve()}")
+    return records
+
+
+def _one(
+    name: str,
+    model: EmbeddingModel,
+    identity: str,
+    task: HearTask,
+    config: EvalConfig,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    emb = embed_task(model, task, config.cache_dir, identity, progress=config.progress, log=log)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    start = time.perf_counter()
+    try:
+        outcome = run_probe(task, emb, config.probe)
+    finally:
+        torch.set_num_threads(threads)
+    probe_s = time.perf_counter() - start
+    metrics = report_metrics(task.metrics, task.prediction_type, task.is_event)
+    scores = summarise(outcome.runs, metrics)
+    dim = next(iter(emb.splits.values())).x.shape[1]
+    record: dict[str, Any] = {
+        "model": name,
+        "model_label": model.label,
+        "identity": identity,
+        "task": task.name,
+        "task_path": str(task.path),
+        "task_key": task.key,
+        "protocol": config.probe.protocol,
+        "primary_metric": metrics[0],
+        "metrics": metrics,
+        "scores": scores,
+        "runs": outcome.runs,
+        "hparams": outcome.hparams,
+        "grid": outcome.grid,
+        "config": asdict(config.probe),
+        "embedding": {
+            "dim": int(dim),
+            "model_rate": emb.model_rate,
+            "source_rate": emb.source_rate,
+            "resampled": emb.model_rate != emb.source_rate,
+            "cache": str(emb.directory),
+        },
+        "timings": {
+            "embed_s": emb.embed_seconds,
+            "embeddings_cached": emb.cached,
+            "probe_s": probe_s,
+        },
+    }
+    if outcome.confusion is not None:
+        record["confusion"] = {"labels": task.vocabulary, "matrix": outcome.confusion}
+    write_result(record, result_path(config.out, name, task.name, config.probe.protocol))
+    s = scores[metrics[0]]
+    std = "" if s["std"] is None or math.isnan(s["std"]) else f" ± {s['std']:.3f}"
+    log(
+        f"  {task.name:24s} {metrics[0]} {s['mean']:.3f}{std} "
+        f"({s['n']} runs; embed {emb.embed_seconds:.1f} s"
+        f"{' cached' if emb.cached else ''}, probe {probe_s:.1f} s)"
+    )
+    return jsonable(record)
