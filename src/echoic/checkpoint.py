@@ -208,17 +208,16 @@ def save(model: EchoicModel, directory: str | os.PathLike[str], **updates: Any) 
         "echoic_version": __version__,
         "model": to_dict(config),
     }
-    _atomic_write(
-        directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"})
-    )
-    _atomic_write(
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    atomic_write(
         directory / CONFIG_FILE,
         lambda p: Path(p).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"),
     )
     return directory
 
 
-def _atomic_write(target: Path, write: Callable[[str], object]) -> None:
+def atomic_write(target: Path, write: Callable[[str], object]) -> None:
+    """Run ``write(tmp_path)`` then rename onto ``target``: readers never see a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:

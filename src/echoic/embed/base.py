@@ -44,3 +44,24 @@ class EmbeddingModel(Protocol):
     def embed(
         self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
     ) -> list[ClipEmbedding]: ...
+
+
+class EmbeddingMethods:
+    """``scene_embeddings`` / ``timestamp_embeddings`` for any class with an ``embed`` method."""
+
+    def embed(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> list[ClipEmbedding]:
+        raise NotImplementedError
+
+    def scene_embeddings(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> torch.Tensor:
+        """``(B, D)`` scene embeddings."""
+        return torch.stack([e.scene for e in self.embed(waveforms, sample_rate)])
+
+    def timestamp_embeddings(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per clip: ``(T, D)`` embeddings and ``(T,)`` timestamps in ms."""
+        return [(e.timestamps, e.timestamps_ms) for e in self.embed(waveforms, sample_rate)]

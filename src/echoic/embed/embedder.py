@@ -34,7 +34,7 @@ from echoic.checkpoint import DEFAULT_MODEL, EchoicModel, load
 from echoic.config import from_dict, to_dict
 from echoic.data.audio import resample
 from echoic.data.batch import pad_batch
-from echoic.embed.base import ClipEmbedding
+from echoic.embed.base import ClipEmbedding, EmbeddingMethods
 from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
 
@@ -53,7 +53,7 @@ class EmbedConfig:
     freq_pool: str = "mean"  # "mean" | "concat"
 
 
-class Embedder:
+class Embedder(EmbeddingMethods):
     """Scene and timestamp embeddings of any-length audio (see module docstring)."""
 
     def __init__(
@@ -152,18 +152,6 @@ class Embedder:
             self._stitch([outputs[(i, k)] for k in range(len(plans[i]))], plans[i], lengths[i])
             for i in range(len(clips))
         ]
-
-    def scene_embeddings(
-        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
-    ) -> torch.Tensor:
-        """``(B, D)`` scene embeddings."""
-        return torch.stack([e.scene for e in self.embed(waveforms, sample_rate)])
-
-    def timestamp_embeddings(
-        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per clip: ``(T, D)`` embeddings and ``(T,)`` timestamps in ms."""
-        return [(e.timestamps, e.timestamps_ms) for e in self.embed(waveforms, sample_rate)]
 
     # ---------------------------------------------------------------- internals
     def _check_layer(self, layer: LayerChoice) -> None:

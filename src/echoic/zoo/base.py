@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from echoic.data.audio import resample
-from echoic.embed.base import ClipEmbedding
+from echoic.embed.base import ClipEmbedding, EmbeddingMethods
 from echoic.embed.timestamps import regular_timestamps
 
 
@@ -53,7 +53,7 @@ def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-class ZooModel:
+class ZooModel(EmbeddingMethods):
     """Base class of zoo models (an :class:`~echoic.embed.base.EmbeddingModel`).
 
     Subclasses set ``name``, ``label``, ``sample_rate``, ``embedding_size``, ``min_samples`` and
@@ -130,18 +130,6 @@ class ZooModel:
                 )
             )
         return result
-
-    def scene_embeddings(
-        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
-    ) -> torch.Tensor:
-        """``(B, D)`` scene embeddings."""
-        return torch.stack([e.scene for e in self.embed(waveforms, sample_rate)])
-
-    def timestamp_embeddings(
-        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per clip: ``(T, D)`` embeddings and ``(T,)`` timestamps in ms."""
-        return [(e.timestamps, e.timestamps_ms) for e in self.embed(waveforms, sample_rate)]
 
     def __repr__(self) -> str:
         return (

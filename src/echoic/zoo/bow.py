@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from echoic.checkpoint import (
     FORMAT_VERSION,
     WEIGHTS_FILE,
     ModelConfig,
+    atomic_write,
     check_state_keys,
     read_config,
 )
@@ -195,21 +195,10 @@ def save_bow(model: BowModel, directory: str | os.PathLike[str], **model_config:
     payload = {"format_version": FORMAT_VERSION, "echoic_version": __version__}
     payload["model"] = to_dict(config)
     state = {k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()}
-    _atomic(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
     text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    _atomic(directory / CONFIG_FILE, lambda p: Path(p).write_text(text))
+    atomic_write(directory / CONFIG_FILE, lambda p: Path(p).write_text(text))
     return directory
-
-
-def _atomic(target: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_bow(directory: str | os.PathLike[str], **options: Any) -> BowModel:
