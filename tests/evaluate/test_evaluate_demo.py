@@ -3,12 +3,13 @@ and skips the build on the second run."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / ".." / "shared" / "data"
+DATA = Path(os.environ.get("ECHOIC_DATA", REPO / ".." / "shared" / "data"))
 
 
 def test_demo_builds_evaluates_and_reuses(tmp_path: Path, tiny_model_factory, capsys) -> None:
