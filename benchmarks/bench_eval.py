@@ -19,6 +19,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import time
@@ -122,6 +123,26 @@ def main() -> None:
     wall_q = statistics.median(t[0] for t in times["sequential"])
     cpu_s = statistics.median(t[1] for t in times["stacked"])
     cpu_q = statistics.median(t[1] for t in times["sequential"])
+
+    def tflop(result) -> float:
+        """Matmul work the probes did: 6 N (fwd + bwd) per training row, 2 N per validation row."""
+        total = 0.0
+        for spec, epochs in zip(result.specs, result.epochs_run, strict=True):
+            dims = [train.x.shape[1]] + [spec.hidden_dim] * spec.hidden_layers + [task.n_labels]
+            macs = sum(a * b for a, b in itertools.pairwise(dims))
+            checks = epochs // fit.check_every
+            total += 2 * macs * (3 * train.x.shape[0] * epochs + valid.x.shape[0] * checks)
+        return total / 1e12
+
+    work = {k: tflop(v["result"]) for k, v in outs.items()}
+    print(
+        f"\nwork (last round): stacked {work['stacked']:.2f} TFLOP in "
+        f"{times['stacked'][-1][1]:.1f} CPU s = "
+        f"{1e3 * work['stacked'] / times['stacked'][-1][1]:.1f} GFLOP/CPU-s; sequential "
+        f"{work['sequential']:.2f} TFLOP in {times['sequential'][-1][1]:.1f} CPU s = "
+        f"{1e3 * work['sequential'] / times['sequential'][-1][1]:.1f} GFLOP/CPU-s "
+        "(early stopping makes the two ways train different numbers of epochs)"
+    )
     picks = {k: int(np.argmax(sign * v["result"].best_score)) for k, v in outs.items()}
     chosen = {k: float(outs[k]["test"][g]) for k, g in picks.items()}
     diff = 100 * (outs["stacked"]["test"] - outs["sequential"]["test"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.hear_module:
         models.append(lambda: HearModuleModel(args.hear_module, args.hear_weights))
     elif args.hear_weights:
-        print("echoic eval: error: --hear-weights needs --hear-module")
+        print("echoic eval: error: --hear-weights needs --hear-module", file=sys.stderr)
         return 2
     if not models:
         from echoic.checkpoint import DEFAULT_MODEL

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from echoic.evaluate.metrics import MINIMISED, best_possible, is_better, worst_value
-from echoic.evaluate.mlp import ProbeSpec, SingleMLP, StackedMLP
+from echoic.evaluate.mlp import ProbeSpec, SingleMLP, StackedMLP, dropout_seed
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, list[Any]]]
 """``(G, N, C)`` validation probabilities → ``(G,)`` primary scores and one extra per probe
@@ -179,7 +179,8 @@ def fit_probes(
             buckets.setdefault(s.shape_key(), []).append(i)
 
         def make(ss: list[ProbeSpec]) -> StackedMLP | SingleMLP:
-            return StackedMLP(ss, d_in, n_labels)
+            seeds = [dropout_seed(sp, config.seed) for sp in ss]
+            return StackedMLP(ss, d_in, n_labels, seeds)
 
         # every shape in one epoch loop
         batches = [[(idx, make([specs[i] for i in idx])) for idx in buckets.values()]]
@@ -222,7 +223,9 @@ def _fit_together(
     wait = {i: 0 for idx, _ in runs for i in idx}
     n = x.shape[0]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+        # a probe trained alone (SingleMLP, torch.nn.Dropout) draws its masks from the global
+        # RNG, seeded as StackedMLP seeds that probe's own generator
+        torch.manual_seed(dropout_seed(result.specs[runs[0][0][0]], config.seed))
         for epoch in range(config.max_epochs):
             if config.order == "epoch":
                 order = torch.as_tensor(rng.permutation(n))

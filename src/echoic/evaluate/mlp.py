@@ -17,6 +17,7 @@ version is benchmarked and tested against.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -72,10 +73,19 @@ def init_weights(spec: ProbeSpec, d_in: int, n_out: int) -> list[tuple[torch.Ten
     return layers
 
 
+def dropout_seed(spec: ProbeSpec, run_seed: int) -> int:
+    """The seed of a probe's dropout masks: a function of the probe and the run (fold) only, so a
+    probe sees the same masks whichever probes share its stack, stacked or alone."""
+    text = f"{run_seed}|{spec.seed}|{spec.hidden_layers}|{spec.init}|{spec.lr!r}|{spec.dropout!r}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "little")
+
+
 class StackedMLP:
     """``G`` probes of one shape trained together; tensors carry a leading member axis."""
 
-    def __init__(self, specs: list[ProbeSpec], d_in: int, n_out: int) -> None:
+    def __init__(
+        self, specs: list[ProbeSpec], d_in: int, n_out: int, dropout_seeds: list[int] | None = None
+    ) -> None:
         keys = {s.shape_key() for s in specs}
         if len(keys) != 1:
             raise ValueError(f"StackedMLP needs probes of one shape; found {sorted(keys)}")
@@ -100,6 +110,8 @@ class StackedMLP:
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.step = 0
+        seeds = dropout_seeds if dropout_seeds is not None else [s.seed for s in specs]
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
 
     @property
     def size(self) -> int:
@@ -142,9 +154,19 @@ class StackedMLP:
                     eps=BN_EPS,
                 )
             if train and self.spec0.dropout > 0:
-                flat = F.dropout(flat, self.spec0.dropout, training=True)
+                flat = self._dropout(flat, g, n)
             h = torch.relu(flat)
         raise AssertionError("unreachable")
+
+    def _dropout(self, flat: torch.Tensor, g: int, n: int) -> torch.Tensor:
+        """Dropout on ``(N, G * H)`` with each member's mask from its own generator: exactly the
+        masks ``torch.nn.Dropout`` draws for that probe alone from a global RNG seeded alike."""
+        keep = 1.0 - self.spec0.dropout
+        noise = torch.empty(g, n, flat.shape[1] // g)
+        for k, gen in enumerate(self.generators):
+            noise[k].bernoulli_(keep, generator=gen)
+        noise.div_(keep)
+        return flat * noise.transpose(0, 1).reshape(n, -1)
 
     def adam_step(self) -> None:
         """One Adam update of every member (``torch.optim.Adam`` semantics, per-member lr).
@@ -203,6 +225,7 @@ class StackedMLP:
         self.exp_avg = [m[index].clone() for m in self.exp_avg]
         self.exp_avg_sq = [v[index].clone() for v in self.exp_avg_sq]
         self.lr = self.lr[index]
+        self.generators = [self.generators[int(k)] for k in index]
 
 
 class SingleMLP:
