@@ -46,7 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="stacked",
         help="stacked: grid points trained together (default); sequential: one after another",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch threads for probe training")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for probe training (default: 1 for linear/knn, torch's for hear)",
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

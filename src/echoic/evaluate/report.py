@@ -86,12 +86,12 @@ def scores_figure(records: list[dict[str, Any]]) -> bytes:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
-    legend_rows = math.ceil(len(models) / 3)
+    legend_rows = math.ceil(len(models) / 5)
     bottom = min(0.3, (0.35 + 0.25 * legend_rows) / fig.get_figheight())
     fig.suptitle("Primary test score per task (mean ± std over folds and seeds)", fontsize=11)
     _tight(fig, rect=(0, bottom, 1, 1))
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[m]) for m in models]
-    fig.legend(handles, models, loc="lower center", ncol=min(3, len(models)), fontsize=8)
+    fig.legend(handles, models, loc="lower center", ncol=min(5, len(models)), fontsize=8)
     return _png(fig)
 
 
