@@ -130,6 +130,8 @@ class TrainerConfig:
         steps, written atomically to ``output_dir/checkpoints``; ``keep_checkpoints`` most recent
         are kept (-1: all) plus ``last.ckpt``.
     threads: torch intra-op threads (None: torch's default).
+    max_cpu_minutes: stop after this much CPU time of the training process and its workers
+        (counted across resumes), e.g. for equal-cost pilots on a shared machine; None: no limit.
     """
 
     max_steps: int = 400_000
@@ -147,6 +149,7 @@ class TrainerConfig:
     threads: int | None = None
     deterministic: bool = False
     tensorboard: bool = True
+    max_cpu_minutes: float | None = None
 
 
 @dataclass

@@ -27,6 +27,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from echoic.config import to_dict
+from echoic.train.budget import CpuBudget
 from echoic.train.config import PretrainConfig, dump_config
 from echoic.train.data import data_hash, list_clips
 from echoic.train.export import export_checkpoint
@@ -153,6 +154,7 @@ def pretrain(
         save_last=True,
         save_on_train_epoch_end=False,
     )
+    budget = [CpuBudget(t.max_cpu_minutes)] if t.max_cpu_minutes else []
     trainer = L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
@@ -165,7 +167,7 @@ def pretrain(
         gradient_clip_val=t.gradient_clip_val,
         gradient_clip_algorithm="norm",
         log_every_n_steps=t.log_every_n_steps,
-        callbacks=[checkpointing, *callbacks],
+        callbacks=[checkpointing, *budget, *callbacks],
         logger=_logger(config),
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,

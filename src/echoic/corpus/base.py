@@ -1,0 +1,76 @@
+"""What a pretraining-corpus source is: a registered builder that lists (or renders) audio.
+
+A source is one module in :mod:`echoic.corpus.sources` that registers a :class:`CorpusSource`
+subclass in :data:`SOURCES`; dropping a file there is enough. :meth:`CorpusSource.items` yields
+:class:`CorpusItem` s: either an existing file used in place (``path``) or audio to render once
+into the corpus folder (``render``). The builder (:mod:`echoic.corpus.build`) writes rendered audio
+atomically, skips items already on disk (resumable) and records every file with its content hash.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from echoic.errors import EchoicError
+from echoic.registry import Registry
+
+__all__ = ["SOURCES", "CorpusContext", "CorpusError", "CorpusItem", "CorpusSource"]
+
+
+class CorpusError(EchoicError):
+    """A corpus source cannot run here, or a corpus fails its checks."""
+
+
+@dataclass(frozen=True)
+class CorpusItem:
+    """One corpus file.
+
+    key: unique within its source; a rendered item is written to ``audio/<source>/<key>.flac``.
+    path: an existing audio file used in place (no copy), or None for a rendered item.
+    render: returns ``(mono float audio, sample rate)`` for a rendered item.
+    origin: where it comes from (a path relative to the shared data folder, a task file, a
+        description of what was rendered); recorded in the manifest.
+    """
+
+    key: str
+    path: Path | None = None
+    render: Callable[[], tuple[np.ndarray, int]] | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class CorpusContext:
+    """What sources may read: the shared data folder, built task folders, an hours cap, a seed."""
+
+    data_dir: Path
+    tasks_dir: Path | None = None
+    max_hours: float | None = None
+    seed: int = 0
+
+
+class CorpusSource(ABC):
+    """A registered corpus source. ``licence`` names the licence(s) of the audio it yields."""
+
+    name: ClassVar[str]
+    licence: ClassVar[str]
+    description: ClassVar[str]
+
+    def unavailable(self, ctx: CorpusContext) -> str | None:
+        """None when the source can run here, else one line saying what is missing and how to fix."""
+        return None
+
+    @abstractmethod
+    def items(self, ctx: CorpusContext) -> Iterator[CorpusItem]:
+        """The source's files, in a deterministic order."""
+
+
+SOURCES: Registry[type[CorpusSource]] = Registry(
+    "corpus source", discover_package="echoic.corpus.sources"
+)
+"""Source name → class (instantiated without arguments)."""

@@ -1,0 +1,195 @@
+"""``build_corpus``: run sources, write rendered audio atomically, record a hashed manifest.
+
+Output folder::
+
+    manifest.csv     file,source,duration_s,sample_rate,sha256,origin  (what ``echoic pretrain``
+                     reads as ``--data.train '[DIR/manifest.csv]'``; ``file`` is relative to DIR
+                     for rendered audio, absolute for files used in place)
+    summary.json     per source: files, hours, licence; totals; the corpus content hash
+    audio/<source>/<key>.flac   rendered audio (16-bit FLAC)
+
+Re-running skips rendered files already on disk; a failing item is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from echoic.corpus.base import SOURCES, CorpusContext, CorpusError, CorpusItem
+from echoic.data.audio import audio_info
+
+__all__ = ["MANIFEST", "CorpusSummary", "build_corpus", "file_sha256", "read_manifest"]
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.csv"
+SUMMARY = "summary.json"
+COLUMNS = ("file", "source", "duration_s", "sample_rate", "sha256", "origin")
+
+
+@dataclass
+class CorpusSummary:
+    """What a build produced: per-source files/hours/licence, totals, content hash, failures."""
+
+    directory: Path
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    total_files: int = 0
+    total_hours: float = 0.0
+    content_hash: str = ""
+    failures: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sources": self.sources,
+            "total_files": self.total_files,
+            "total_hours": round(self.total_hours, 4),
+            "content_hash": self.content_hash,
+            "failures": self.failures,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _flac_bytes(x: np.ndarray, sample_rate: int) -> bytes:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+        raise CorpusError(f"rendered audio must be non-empty, mono and finite; found {x.shape}")
+    peak = float(np.max(np.abs(x)))
+    if peak > 1.0:
+        x = x / peak
+    buf = io.BytesIO()
+    sf.write(buf, np.round(x * 32767).astype("<i2"), sample_rate, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _materialise(item: CorpusItem, source: str, out: Path) -> tuple[Path, str]:
+    """The item's file on disk (rendered now unless present) and its manifest ``file`` entry."""
+    if item.path is not None:
+        return item.path, str(item.path.resolve())
+    if item.render is None:
+        raise CorpusError(f"{source}/{item.key}: an item needs a path or a render function")
+    rel = Path("audio") / source / f"{item.key}.flac"
+    target = out / rel
+    if not target.is_file():
+        audio, rate = item.render()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        tmp.write_bytes(_flac_bytes(audio, rate))
+        os.replace(tmp, target)
+    return target, rel.as_posix()
+
+
+def build_corpus(
+    out: Path,
+    sources: Sequence[str],
+    ctx: CorpusContext,
+    progress: bool = True,
+    report: Callable[[str, dict[str, Any]], None] | None = None,
+) -> CorpusSummary:
+    """Build (or resume) the corpus of ``sources`` in ``out``; returns its summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = CorpusSummary(directory=out)
+    rows: list[dict[str, Any]] = []
+    for name in sources:
+        source = SOURCES.get(name)()
+        missing = source.unavailable(ctx)
+        if missing:
+            raise CorpusError(f"corpus source {name!r} cannot run here: {missing}")
+        seconds, files = 0.0, 0
+        cap = ctx.max_hours * 3600 if ctx.max_hours else None
+        bar = tqdm(desc=name, unit="file", disable=not progress, leave=False)
+        for item in source.items(ctx):
+            if cap is not None and seconds >= cap:
+                break
+            try:
+                path, entry = _materialise(item, name, out)
+                info = audio_info(path)
+                digest = file_sha256(path)
+            except Exception as exc:  # one bad item never stops the build
+                summary.failures.append(f"{name}/{item.key}: {type(exc).__name__}: {exc}")
+                log.warning("corpus %s: skipped %s (%s)", name, item.key, exc)
+                continue
+            finally:
+                bar.update(1)
+            rows.append(
+                {
+                    "file": entry,
+                    "source": name,
+                    "duration_s": f"{info.duration_s:.3f}",
+                    "sample_rate": info.sample_rate,
+                    "sha256": digest,
+                    "origin": item.origin,
+                }
+            )
+            seconds += info.duration_s
+            files += 1
+        bar.close()
+        stats = {
+            "files": files,
+            "seconds": round(seconds, 3),
+            "hours": round(seconds / 3600, 4),
+            "licence": source.licence,
+            "description": source.description,
+        }
+        summary.sources[name] = stats
+        if report:
+            report(name, stats)
+    summary.total_files = len(rows)
+    summary.total_hours = sum(float(r["duration_s"]) for r in rows) / 3600
+    summary.content_hash = content_hash(r["sha256"] for r in rows)
+    _write_manifest(out / MANIFEST, rows)
+    tmp = out / (SUMMARY + ".partial")
+    tmp.write_text(json.dumps(summary.to_json(), indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, out / SUMMARY)
+    return summary
+
+
+def content_hash(hashes: Any) -> str:
+    """``sha256:<16 hex>`` of the sorted file hashes: the corpus's identity, order-independent."""
+    digest = hashlib.sha256()
+    for h in sorted(hashes):
+        digest.update(f"{h}\n".encode())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def _write_manifest(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    """Rows of a corpus ``manifest.csv`` (a folder means its ``manifest.csv``)."""
+    path = path / MANIFEST if path.is_dir() else path
+    if not path.is_file():
+        raise CorpusError(
+            f"corpus manifest {path} not found; expected the manifest.csv that `echoic corpus "
+            f"build --out DIR` writes"
+        )
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and not {"file", "sha256"} <= set(rows[0]):
+        raise CorpusError(f"{path}: expected columns file and sha256; found {sorted(rows[0])}")
+    return rows

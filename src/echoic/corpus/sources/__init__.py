@@ -1,0 +1,1 @@
+"""Registered pretraining-corpus sources, one module each (picked up automatically)."""
