@@ -188,6 +188,7 @@ class PretrainModule(L.LightningModule):
         lr = float(optimizer.param_groups[0]["lr"])
         optimizer.step(closure=optimizer_closure)
         hook_logs = self.objective.after_optimizer_step()
+        self.log("train/lr", lr)
         for key, value in hook_logs.items():
             self.log(f"train/{key}", float(value))
         step = self.trainer.global_step + 1  # the counter is advanced after this hook
