@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 DEFAULT_MODEL = "echoic-default"
+BUNDLED_DEFAULT = "echoic-tiny"  # what echoic-default loads when it is bundled
 BUNDLED_DIR = Path(__file__).resolve().parent / "models"
 
 
@@ -111,8 +112,6 @@ def _untrained_tiny() -> EchoicModel:
 
 
 MODELS.register("echoic-untrained-tiny", _untrained_tiny)
-# Until a trained echoic model is bundled, the default is the untrained tiny encoder (labelled so).
-MODELS.register(DEFAULT_MODEL, _untrained_tiny)
 
 
 def _bundled(path: Path) -> Callable[[], EchoicModel]:
@@ -122,6 +121,12 @@ def _bundled(path: Path) -> Callable[[], EchoicModel]:
 if BUNDLED_DIR.is_dir():
     for _cfg in sorted(BUNDLED_DIR.glob(f"*/{CONFIG_FILE}")):
         MODELS.register(_cfg.parent.name, _bundled(_cfg.parent))
+# The default: the bundled trained model (docs/models/echoic-tiny.md); a checkout without it
+# falls back to the untrained tiny encoder, which says UNTRAINED wherever it is named.
+if (BUNDLED_DIR / BUNDLED_DEFAULT / CONFIG_FILE).is_file():
+    MODELS.register(DEFAULT_MODEL, _bundled(BUNDLED_DIR / BUNDLED_DEFAULT))
+else:
+    MODELS.register(DEFAULT_MODEL, _untrained_tiny)
 
 
 def list_models() -> list[str]:

@@ -69,7 +69,8 @@ def test_small_real_tasks_with_tiny_model(
     printed = capsys.readouterr().out
     assert "esc50_scenes" in printed and "report:" in printed
 
-    again = evaluate([model], [small_tasks], config)  # embeddings come from the cache
+    config.resume = False  # train the probes again: the embeddings come from the cache
+    again = evaluate([model], [small_tasks], config)
     assert all(r["timings"]["embeddings_cached"] for r in again)
 
 
@@ -118,3 +119,25 @@ def test_probes_separate_tones_with_a_simple_model(scene_task: Path, tmp_path: P
             log=lambda _: None,
         )
         assert rec["scores"]["top1_acc"]["mean"] >= 0.95, (protocol, rec["scores"])
+
+
+def test_a_rerun_skips_finished_results_unless_the_config_changed(
+    scene_task: Path, tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    config = EvalConfig(
+        out=tmp_path,
+        probe=ProbeConfig(protocol="linear", seeds=1, max_epochs=5),
+        progress=False,
+        report=False,
+    )
+    [first] = evaluate([BandEnergyModel()], [scene_task], config, log=lines.append)
+    path = next(tmp_path.glob("*/*.json"))
+    stamp = path.stat().st_mtime_ns
+    [again] = evaluate([BandEnergyModel()], [scene_task], config, log=lines.append)
+    assert path.stat().st_mtime_ns == stamp  # not written again
+    assert sum("(done earlier)" in line for line in lines) == 1
+    assert again["scores"] == first["scores"]
+    config.probe.seeds = 2  # another config: trained again
+    [other] = evaluate([BandEnergyModel()], [scene_task], config, log=lines.append)
+    assert path.stat().st_mtime_ns != stamp and len(other["runs"]) == 2 * len(first["runs"])

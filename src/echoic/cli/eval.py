@@ -53,6 +53,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="torch threads for probe training (default: 1 for linear/knn, torch's for hear)",
     )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="train again even where OUT holds a result of the same model, task and config",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -87,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         probe=probe,
         progress=not args.quiet,
         report=not args.no_report,
+        resume=not args.no_resume,
         threads=args.threads,
     )
     evaluate(models, args.tasks, config)

@@ -9,6 +9,7 @@ dependency is missing is skipped with one line saying how to install it.
 from __future__ import annotations
 
 import gc
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ class EvalConfig:
     progress: bool = True
     report: bool = True
     threads: int | None = None  # torch threads for probes (None: 1 for linear/knn, else as is)
+    resume: bool = True  # skip (model, task, protocol) results already in ``out`` with this config
 
     @property
     def cache_dir(self) -> Path:
@@ -117,6 +119,16 @@ def _one(
     config: EvalConfig,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
+    done = result_path(config.out, name, task.name, config.probe.protocol)
+    if config.resume and done.is_file():
+        previous = json.loads(done.read_text())
+        same = previous.get("identity") == identity and previous.get("config") == jsonable(
+            asdict(config.probe)
+        )
+        if same and previous.get("task_key") == task.key:
+            s = previous["scores"][previous["primary_metric"]]
+            log(f"  {task.name:24s} {previous['primary_metric']} {s['mean']:.3f} (done earlier)")
+            return previous
     emb = embed_task(model, task, config.cache_dir, identity, progress=config.progress, log=log)
     threads = torch.get_num_threads()
     # The linear and kNN probes run many tiny ops: a second thread only adds synchronisation, and
