@@ -49,6 +49,7 @@ def test_scalars_match_the_step_log_and_plot(tmp_path: Path) -> None:
     # one loss per step, the same numbers the JSONL step log holds (one micro-batch per step)
     assert np.allclose(losses, [r["loss"] for r in rows], rtol=1e-6)
     lr_steps, lrs = scalars["train/lr"]
+    assert list(lr_steps) == list(steps)
     assert np.allclose(lrs, [r["lr"] for r in rows])  # warm-up then cosine, as logged
     png = plot_runs([out, out], tmp_path / "curves.png", labels=["a", "b"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "curves.png").read_bytes() == png
