@@ -42,7 +42,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--tasks", required=True, help="folder of built tasks (echoic tasks build)")
     p.add_argument("--task", default="esc50", help="task name")
-    p.add_argument("--model", default="echoic-default")
+    p.add_argument("--model", default="echoic-untrained-tiny")
     p.add_argument("--cache", default="results/cache", help="embedding cache (echoic eval's)")
     p.add_argument("--grid-points", type=int, default=8)
     p.add_argument("--max-epochs", type=int, default=500)

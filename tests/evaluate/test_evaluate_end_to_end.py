@@ -63,6 +63,7 @@ def test_small_real_tasks_with_tiny_model(
     files = sorted(p.name for p in (tmp_path / "out").glob("*/*.json"))
     assert len(files) == 3
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert "| esc50 | top1_acc | hear |" in (tmp_path / "out" / "results.md").read_text()
     assert {r["task"] for r in rows if r["primary"] == "1"} == set(by_task)
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count("<img") >= 4  # scores, heatmap, 2 confusion matrices (esc50, speakers)

@@ -149,3 +149,43 @@ def format_table(records: list[dict[str, Any]]) -> str:
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     return "\n".join(lines)
+
+
+def seed_average(records: list[dict[str, Any]], model: str, tasks: list[str]) -> dict[str, Any]:
+    """A model's primary score averaged over ``tasks``, as ``mean ± std`` over seeds.
+
+    For each seed: each task's primary test score averaged over its folds, then averaged over the
+    tasks; the mean and (population) std of those per-seed averages. Missing task → mean None.
+    """
+    per_seed: dict[int, list[float]] = {}
+    for task in tasks:
+        hit = [r for r in records if r["model"] == model and r["task"] == task]
+        if not hit:
+            return {"mean": None, "std": None, "n": 0}
+        rec = hit[0]
+        by_seed: dict[int, list[float]] = {}
+        for run in rec["runs"]:
+            value = run["test"].get(rec["primary_metric"])
+            if value is not None:
+                by_seed.setdefault(int(run["seed"]), []).append(float(value))
+        for seed, values in by_seed.items():
+            per_seed.setdefault(seed, []).append(sum(values) / len(values))
+    averages = [sum(v) / len(v) for v in per_seed.values() if len(v) == len(tasks)]
+    if not averages:
+        return {"mean": None, "std": None, "n": 0}
+    arr = np.asarray(averages)
+    return {"mean": float(arr.mean()), "std": float(arr.std()), "n": len(averages)}
+
+
+def markdown_table(records: list[dict[str, Any]], average: bool = True) -> str:
+    """The primary-metric table in Markdown, with an average-over-tasks row (mean ± std over
+    seeds, see :func:`seed_average`) when every model has every task."""
+    header, rows = table_rows(records)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if average and rows:
+        tasks = [row[0] for row in rows]
+        avg = [seed_average(records, m, tasks) for m in header[3:]]
+        cells = [cell(a) if a["mean"] is not None else "—" for a in avg]
+        lines.append("| **average** | primary | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

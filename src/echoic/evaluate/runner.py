@@ -26,6 +26,7 @@ from echoic.evaluate.probes import ProbeConfig, run_probe
 from echoic.evaluate.report import build_report
 from echoic.evaluate.results import (
     format_table,
+    markdown_table,
     jsonable,
     read_results,
     result_path,
@@ -103,6 +104,7 @@ def evaluate(
         gc.collect()
     everything = read_results(out)
     write_csv(everything, out / "results.csv")
+    (out / "results.md").write_text(markdown_table(everything) + "\n")
     log("")
     log(format_table(everything))
     if config.report and everything:
