@@ -26,8 +26,8 @@ from echoic.evaluate.probes import ProbeConfig, run_probe
 from echoic.evaluate.report import build_report
 from echoic.evaluate.results import (
     format_table,
-    markdown_table,
     jsonable,
+    markdown_table,
     read_results,
     result_path,
     summarise,
