@@ -1,7 +1,7 @@
 """Training curves from TensorBoard scalars: read a run's ``tb/`` events, plot them to a PNG.
 
-``plot_runs([run_a, run_b], "curves.png")`` draws one panel per run with its loss (raw and an
-exponential moving average) against the optimiser step, and the learning rate on a second axis.
+``plot_runs([run_a, run_b], "curves.png")`` draws one panel per run with its loss (raw and a centred
+moving average) against the optimiser step, and the learning rate on a second axis.
 The scalars are read with TensorBoard's own event reader, so the PNG shows exactly what
 ``tensorboard --logdir`` shows.
 """
@@ -47,13 +47,13 @@ def read_scalars(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]
     return scalars
 
 
-def _ema(values: np.ndarray, alpha: float = 0.1) -> np.ndarray:
-    out = np.empty_like(values)
-    acc = values[0] if values.size else 0.0
-    for i, v in enumerate(values):
-        acc = alpha * v + (1 - alpha) * acc
-        out[i] = acc
-    return out
+def _smooth(values: np.ndarray) -> np.ndarray:
+    """Centred moving average over ~5 % of the points (edges use the points they have)."""
+    half = max(1, len(values) // 40)
+    kernel = np.ones(2 * half + 1)
+    total = np.convolve(values, kernel, mode="same")
+    count = np.convolve(np.ones_like(values), kernel, mode="same")
+    return total / count
 
 
 def _find(scalars: dict[str, tuple[np.ndarray, np.ndarray]], *names: str) -> str | None:
@@ -87,7 +87,7 @@ def plot_runs(
             raise EchoicError(f"{run}: no {loss_tag!r} scalar; found {sorted(scalars)}")
         steps, values = scalars[tag]
         ax.plot(steps, values, color="tab:blue", alpha=0.3, lw=0.8)
-        ax.plot(steps, _ema(values), color="tab:blue", lw=1.5, label="loss (EMA 0.1)")
+        ax.plot(steps, _smooth(values), color="tab:blue", lw=1.5, label="loss (moving average)")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("optimiser step", fontsize=8)
         ax.set_ylabel(tag, fontsize=8)
