@@ -50,6 +50,10 @@ class ModelConfig:
     data_hash: str | None = None
     licence: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
+    embed: dict[str, Any] = field(default_factory=dict)
+    """The model's recommended :class:`~echoic.embed.embedder.EmbedConfig` fields (e.g.
+    ``{"layer": "mean", "freq_pool": "concat"}``); an Embedder starts from these, and explicit
+    settings override them."""
 
 
 class EchoicModel(torch.nn.Module):

@@ -113,3 +113,23 @@ def test_tiny_and_resampled_inputs(tiny_model, make_tone):
     a = embedder.embed([wave8k], sample_rate=8000)[0]
     b = embedder.embed([resample(wave8k, 8000, SR)])[0]
     torch.testing.assert_close(a.scene, b.scene)
+
+
+def test_a_model_recommends_its_embedding_settings(tiny_model, make_tone, tmp_path):
+    import echoic
+
+    tiny_model.config.embed = {"layer": "mean", "freq_pool": "concat"}
+    echoic.save(tiny_model, tmp_path / "m")
+    loaded = echoic.load(tmp_path / "m")
+    assert loaded.config.embed == {"layer": "mean", "freq_pool": "concat"}
+    wave = make_tone(1.0)
+    recommended = Embedder(loaded)
+    assert recommended.config.layer == "mean" and recommended.config.freq_pool == "concat"
+    explicit = Embedder(loaded, layer="mean", freq_pool="concat")
+    assert torch.equal(
+        torch.as_tensor(recommended.embed([wave])[0].scene),
+        torch.as_tensor(explicit.embed([wave])[0].scene),
+    )
+    overridden = Embedder(loaded, layer=-1)  # the caller's choice wins, the rest stays
+    assert overridden.config.layer == -1 and overridden.config.freq_pool == "concat"
+    assert overridden.identity != recommended.identity

@@ -65,7 +65,9 @@ class Embedder(EmbeddingMethods):
         self.model = load(model) if isinstance(model, str) else model
         self.model.eval()
         if isinstance(config, dict) or config is None:
-            config = from_dict(EmbedConfig, {**(config or {}), **overrides}, where="EmbedConfig")
+            # the model's recommended settings first, then the caller's
+            merged = {**dict(self.model.config.embed), **(config or {}), **overrides}
+            config = from_dict(EmbedConfig, merged, where="EmbedConfig")
         elif overrides:
             config = from_dict(EmbedConfig, {**config.__dict__, **overrides}, where="EmbedConfig")
         if isinstance(config.layer, list):

@@ -68,6 +68,7 @@ class ModelSection:
     frontend_config: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     licence: str = ""
+    embed: dict[str, Any] = field(default_factory=dict)  # recommended EmbedConfig of the export
 
 
 @dataclass

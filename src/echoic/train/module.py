@@ -49,6 +49,7 @@ def build_model_config(config: PretrainConfig) -> ModelConfig:
         name=m.name or f"{config.objective.name}-{m.encoder}",
         licence=m.licence,
         objective=config.objective.name,
+        embed=dict(m.embed),
     )
 
 
