@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from echoic.config import from_dict
+from echoic.embed.embedder import EmbedConfig
 from echoic.encoders import ENCODERS, build_encoder
 from echoic.errors import ConfigError
 from echoic.features.base import build_frontend
@@ -17,7 +18,9 @@ from echoic.train.config import PretrainConfig, load_config, parse_overrides, re
 from echoic.train.module import cosine_with_warmup, parameter_groups
 from echoic.train.run import resolve_precision
 
-RECIPES = sorted((Path(__file__).resolve().parents[2] / "configs" / "pretrain").glob("*.yaml"))
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+RECIPES = sorted((CONFIGS / "pretrain").glob("*.yaml"))
+MODEL_RECIPES = sorted((CONFIGS / "models").glob("*.yaml"))  # recipes of shipped models
 
 
 def test_a_recipe_per_method_and_size() -> None:
@@ -26,7 +29,7 @@ def test_a_recipe_per_method_and_size() -> None:
         assert {f"{method}_test", f"{method}_small", f"{method}_base"} <= names
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", RECIPES + MODEL_RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_is_valid(recipe: Path) -> None:
     config = load_config(recipe)
     assert config.model.encoder in ENCODERS
@@ -34,8 +37,12 @@ def test_every_recipe_is_valid(recipe: Path) -> None:
     from_dict(objective_class.config_class, config.objective.config)  # raises on unknown keys
     frontend = build_frontend(config.model.frontend, config.model.frontend_config)
     assert frontend.n_bins == ENCODERS.get(config.model.encoder)().n_bins
-    assert recipe.stem.startswith(config.objective.name + "_")
-    assert config.model.encoder == "vit_" + recipe.stem.split("_", 1)[1]
+    if recipe in MODEL_RECIPES:  # named after the model it trains
+        assert config.model.name == recipe.stem
+        from_dict(EmbedConfig, config.model.embed)  # the recommended embedding settings parse
+    else:
+        assert recipe.stem.startswith(config.objective.name + "_")
+        assert config.model.encoder == "vit_" + recipe.stem.split("_", 1)[1]
     assert isinstance(config.optim.lr, float)
 
 
