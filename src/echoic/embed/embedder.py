@@ -124,7 +124,9 @@ class Embedder(EmbeddingMethods):
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        meta = {"model": to_dict(self.model.config), "embed": to_dict(self.config)}
+        model = to_dict(self.model.config)
+        model.pop("embed", None)  # only a default for self.config, which is hashed itself
+        meta = {"model": model, "embed": to_dict(self.config)}
         digest.update(json.dumps(meta, sort_keys=True).encode())
         return f"{self.model.config.name or self.model.config.encoder}-{digest.hexdigest()[:16]}"
 
