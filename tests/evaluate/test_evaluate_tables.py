@@ -30,6 +30,8 @@ def test_average_over_tasks_per_seed() -> None:
     avg = seed_average(records, "m", ["a", "b"])
     assert np.isclose(avg["mean"], 0.5) and np.isclose(avg["std"], 0.15) and avg["n"] == 2
     assert seed_average(records, "m", ["a", "missing"])["mean"] is None
+    one_seed = [_record("k", "a", {(0, 0): 0.3, (0, 1): 0.5})]
+    assert seed_average(one_seed, "k", ["a"]) == {"mean": 0.4, "std": None, "n": 1}
     table = markdown_table(records)
     assert table.splitlines()[-1] == "| **average** | primary | | 0.500 ± 0.150 |"
     assert table.splitlines()[2].startswith("| a | acc | hear | 0.500 ± ")

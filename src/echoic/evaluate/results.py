@@ -174,7 +174,8 @@ def seed_average(records: list[dict[str, Any]], model: str, tasks: list[str]) ->
     if not averages:
         return {"mean": None, "std": None, "n": 0}
     arr = np.asarray(averages)
-    return {"mean": float(arr.mean()), "std": float(arr.std()), "n": len(averages)}
+    std = float(arr.std()) if len(averages) > 1 else None  # one seed: no spread to report
+    return {"mean": float(arr.mean()), "std": std, "n": len(averages)}
 
 
 def markdown_table(records: list[dict[str, Any]], average: bool = True) -> str:
