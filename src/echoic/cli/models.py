@@ -42,13 +42,15 @@ def model_rows() -> list[dict[str, Any]]:
                 "notes": entry.notes,
             }
         )
+    from echoic.embed.embedder import Embedder
+
     for name, factory in MODELS.items():
         model = factory()
         rows.append(
             {
                 "name": name,
                 "kind": echoic_kind(model.config.provenance),
-                "embedding_size": int(model.encoder.config.dim),
+                "embedding_size": int(Embedder(model).embedding_size),  # its recommended pooling
                 "sample_rate": model.sample_rate,
                 "licence": model.config.licence or "unknown",
                 "available": True,
