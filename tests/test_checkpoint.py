@@ -74,10 +74,30 @@ def test_unknown_model_name_suggests():
         load("echoic-defualt")
 
 
-def test_default_model_is_labelled_untrained_and_deterministic():
-    a, b = load("echoic-default"), load("echoic-default")
+def test_untrained_tiny_is_labelled_and_deterministic():
+    a, b = load("echoic-untrained-tiny"), load("echoic-untrained-tiny")
     assert a.config.untrained and "UNTRAINED" in a.label
     assert a.config.encoder == "vit_tiny"
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
-    assert "echoic-default" in echoic.list_models()
+
+
+def test_default_model_is_the_bundled_trained_echoic_tiny():
+    from echoic.checkpoint import BUNDLED_DIR
+
+    bundled = BUNDLED_DIR / "echoic-tiny"
+    weights = bundled / "model.safetensors"
+    assert weights.is_file() and weights.stat().st_size <= 25 * 2**20  # ships inside the package
+    default, tiny = load("echoic-default"), load("echoic-tiny")
+    assert "echoic-default" in echoic.list_models() and "echoic-tiny" in echoic.list_models()
+    assert not default.config.untrained and "UNTRAINED" not in default.label
+    assert default.config.name == "echoic-tiny" and default.config.objective == "eat"
+    assert default.config.data_hash and default.config.step > 0
+    assert default.config.embed == {"layer": -1, "freq_pool": "concat"}
+    for (ka, va), (kb, vb) in zip(
+        default.state_dict().items(), tiny.state_dict().items(), strict=True
+    ):
+        assert ka == kb and torch.equal(va, vb)
+    untrained = load("echoic-untrained-tiny").state_dict()
+    name = "encoder.patch_embed.proj.weight"
+    assert not torch.equal(default.state_dict()[name], untrained[name])  # really trained

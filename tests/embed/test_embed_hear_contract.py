@@ -53,5 +53,6 @@ def test_rejects_wrong_shape(model):
 
 
 def test_default_model_loads_without_path():
-    m = hear.load_model("")
-    assert m.sample_rate == 16000 and m.scene_embedding_size == 192
+    m = hear.load_model("")  # the bundled echoic-tiny, with its recommended frequency concat
+    assert m.sample_rate == 16000 and m.scene_embedding_size == 8 * 192
+    assert m.timestamp_embedding_size == 8 * 192

@@ -85,9 +85,10 @@ def test_random_vit_tiny_is_its_own_fixed_seed(zoo_model):
     torch.manual_seed(123)
     again = random_vit_model()
     torch.testing.assert_close(torch.rand(3), expected_next)  # global RNG untouched
-    state, default_state = again.state_dict(), load("echoic-default").state_dict()
+    state, default_state = again.state_dict(), load("echoic-untrained-tiny").state_dict()
     for name, tensor in model.model.state_dict().items():
         torch.testing.assert_close(state[name], tensor)
     weight = "encoder.patch_embed.proj.weight"
     weight = weight if weight in state else next(k for k in state if k.endswith("weight"))
-    assert not torch.equal(state[weight], default_state[weight])  # not echoic-default (seed 0)
+    # not echoic-untrained-tiny (seed 0)
+    assert not torch.equal(state[weight], default_state[weight])
