@@ -8,12 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
+from train_helpers import noise_clips, tiny_mae_config
 
 from echoic.train.budget import CpuBudget, process_tree_cpu_seconds
-from echoic.train.config import load_config
 from echoic.train.run import pretrain
 
 
@@ -47,29 +45,14 @@ def test_budget_state_carries_over_a_resume() -> None:
 
 def test_a_run_stops_when_its_cpu_budget_is_spent(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    audio = tmp_path / "audio"
-    audio.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        sf.write(audio / f"c{i}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    audio = noise_clips(tmp_path / "audio", 4, 16000)
     out = tmp_path / "run"
-    config = load_config(
-        None,
-        {
-            "output_dir": str(out),
-            "model.encoder": "vit_test",
-            "objective.name": "mae",
-            "objective.config": {"decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2},
-            "data.train": [str(audio)],
-            "data.crop_s": 0.5,
-            "data.batch_size": 2,
-            "data.num_workers": 0,
-            "trainer.max_steps": 100_000,
-            "trainer.max_cpu_minutes": 0.02,  # 1.2 CPU seconds
-            "trainer.progress_bar": False,
-            "trainer.tensorboard": False,
-            "trainer.log_every_n_steps": 1,
-        },
+    config = tiny_mae_config(
+        out,
+        audio,
+        trainer__max_steps=100_000,
+        trainer__max_cpu_minutes=0.02,  # 1.2 CPU seconds
+        trainer__tensorboard=False,
     )
     start = time.process_time()
     result = pretrain(config, export=False)

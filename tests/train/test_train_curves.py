@@ -7,40 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
+from train_helpers import noise_clips, tiny_mae_config
 
 from echoic.errors import EchoicError
-from echoic.train.config import load_config
 from echoic.train.curves import plot_runs, read_scalars
 from echoic.train.run import pretrain
 
 
 def test_scalars_match_the_step_log_and_plot(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    audio = tmp_path / "audio"
-    audio.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(3):
-        sf.write(audio / f"c{i}.wav", (0.1 * rng.standard_normal(12000)).astype(np.float32), 16000)
+    audio = noise_clips(tmp_path / "audio", 3, 12000, seed=1)
     out = tmp_path / "run"
-    config = load_config(
-        None,
-        {
-            "output_dir": str(out),
-            "model.encoder": "vit_test",
-            "objective.name": "mae",
-            "objective.config": {"decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2},
-            "data.train": [str(audio)],
-            "data.crop_s": 0.5,
-            "data.batch_size": 2,
-            "data.num_workers": 0,
-            "optim.warmup_steps": 2,
-            "trainer.max_steps": 4,
-            "trainer.progress_bar": False,
-            "trainer.log_every_n_steps": 1,
-        },
-    )
+    config = tiny_mae_config(out, audio, optim__warmup_steps=2, trainer__max_steps=4)
     pretrain(config, export=False)
     rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     scalars = read_scalars(out)
