@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from evaluate_helpers import BandEnergyModel
 from echoic.evaluate import EvalConfig, ProbeConfig, evaluate
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / ".." / "shared" / "data"
+DATA = Path(os.environ.get("ECHOIC_DATA", REPO / ".." / "shared" / "data"))  # as conftest
 TINY = ProbeConfig(protocol="hear", seeds=2, max_epochs=6, hidden_dim=32, grid_points=3)
 
 
