@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soxr
@@ -122,6 +123,24 @@ def resample(x: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
         return x
     y = soxr.resample(x.T, int(orig_rate), int(new_rate), quality=RESAMPLE_QUALITY).T
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def prepare_mono(
+    wave: Any, sample_rate: int | None, target_rate: int, min_samples: int
+) -> tuple[np.ndarray, int]:
+    """A 1-D waveform (numpy or torch) as contiguous float32 at ``target_rate`` (resampled from
+    ``sample_rate`` when given and different), zero-padded to ``min_samples``; and its length
+    before padding."""
+    x = np.asarray(wave.detach().cpu() if hasattr(wave, "detach") else wave)
+    if x.ndim != 1:
+        raise ValueError(f"expected 1-D mono audio; found shape {x.shape}. Mix down first.")
+    x = x.astype(np.float32, copy=False)
+    if sample_rate is not None and sample_rate != target_rate:
+        x = resample(x, sample_rate, target_rate)
+    length = int(x.shape[0])
+    if length < min_samples:
+        x = np.pad(x, (0, min_samples - length))
+    return np.ascontiguousarray(x), length
 
 
 def load_audio(

@@ -32,7 +32,7 @@ import torch
 
 from echoic.checkpoint import DEFAULT_MODEL, EchoicModel, load
 from echoic.config import from_dict, to_dict
-from echoic.data.audio import resample
+from echoic.data.audio import prepare_mono
 from echoic.data.batch import pad_batch
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods
 from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
@@ -173,16 +173,8 @@ class Embedder(EmbeddingMethods):
         self, wave: torch.Tensor | np.ndarray, sample_rate: int | None
     ) -> tuple[torch.Tensor, int]:
         """Mono float32 at the model's rate, padded to one frame; and the length before padding."""
-        x = np.asarray(wave.detach().cpu() if isinstance(wave, torch.Tensor) else wave)
-        if x.ndim != 1:
-            raise ValueError(f"expected 1-D mono audio; found shape {x.shape}. Mix down first.")
-        x = x.astype(np.float32, copy=False)
-        if sample_rate is not None and sample_rate != self.sample_rate:
-            x = resample(x, sample_rate, self.sample_rate)
-        length = int(x.shape[0])
-        if length < self._win:  # shorter than one frame: zero-pad to one frame
-            x = np.pad(x, (0, self._win - length))
-        return torch.from_numpy(np.ascontiguousarray(x)), length
+        x, length = prepare_mono(wave, sample_rate, self.sample_rate, self._win)
+        return torch.from_numpy(x), length
 
     def _total_tokens(self, n_samples: int) -> int:
         frames = 1 + (n_samples - self._win) // self._hop

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from echoic.data.audio import resample
+from echoic.data.audio import prepare_mono
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods
 from echoic.embed.timestamps import regular_timestamps
 
@@ -92,16 +92,7 @@ class ZooModel(EmbeddingMethods):
         self, wave: torch.Tensor | np.ndarray, sample_rate: int | None
     ) -> tuple[np.ndarray, int]:
         """Mono float32 at the model's rate, zero-padded to ``min_samples``; and the length before."""
-        x = np.asarray(wave.detach().cpu() if isinstance(wave, torch.Tensor) else wave)
-        if x.ndim != 1:
-            raise ValueError(f"expected 1-D mono audio; found shape {x.shape}. Mix down first.")
-        x = x.astype(np.float32, copy=False)
-        if sample_rate is not None and sample_rate != self.sample_rate:
-            x = resample(x, sample_rate, self.sample_rate)
-        length = int(x.shape[0])
-        if length < self.min_samples:
-            x = np.pad(x, (0, self.min_samples - length))
-        return np.ascontiguousarray(x), length
+        return prepare_mono(wave, sample_rate, self.sample_rate, self.min_samples)
 
     @torch.inference_mode()
     def embed(

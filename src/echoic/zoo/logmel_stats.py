@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from echoic.config import from_dict, to_dict
+from echoic.config import from_dict
 from echoic.features.base import build_frontend
 from echoic.zoo.registry import ZooEntry, register
 from echoic.zoo.stats import ContextConfig, StatsModel, mean_std
@@ -68,9 +68,6 @@ class LogMelStats(StatsModel):
     def summarise(self, means: torch.Tensor) -> torch.Tensor:
         n = self.config.n_mels
         return mean_std(means[..., :n], means[..., n:])
-
-    def identity_payload(self) -> dict[str, Any]:
-        return {"model": self.name, "config": to_dict(self.config), "version": 1}
 
 
 register(

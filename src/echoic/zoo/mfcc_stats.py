@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from echoic.config import from_dict, to_dict
+from echoic.config import from_dict
 from echoic.errors import ConfigError
 from echoic.features.base import build_frontend
 from echoic.zoo.logmel_stats import LogMelStatsConfig
@@ -106,9 +106,6 @@ class MfccStats(StatsModel):
     def summarise(self, means: torch.Tensor) -> torch.Tensor:
         n = 3 * self.config.n_mfcc
         return mean_std(means[..., :n], means[..., n:])
-
-    def identity_payload(self) -> dict[str, Any]:
-        return {"model": self.name, "config": to_dict(self.config), "version": 1}
 
 
 register(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from echoic.config import to_dict
 from echoic.errors import ConfigError
 from echoic.features.base import Frontend
 from echoic.types import AudioBatch
@@ -76,6 +78,10 @@ class StatsModel(ZooModel):
     def descriptors(self, clip: np.ndarray) -> torch.Tensor:
         """``(T, C)`` per-frame descriptors whose window means are summarised."""
         raise NotImplementedError
+
+    def identity_payload(self) -> dict[str, Any]:
+        """The model name and its config dataclass (``self.config``): all the output depends on."""
+        return {"model": self.name, "config": to_dict(self.config), "version": 1}
 
     def summarise(self, means: torch.Tensor) -> torch.Tensor:
         """Window means of descriptors ``(..., C)`` → embeddings ``(..., D)``."""
