@@ -20,6 +20,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         help="echoic model name/dir or zoo baseline (repeatable); default: echoic-default",
     )
+    p.add_argument(
+        "--cached-model",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a model known only by its embeddings: DIR is <cache>/<identity>/ written by an "
+        "earlier echoic eval (repeatable; all in one cache folder, used as --cache)",
+    )
     p.add_argument("--hear-module", help="a HEAR 2021 API module to evaluate (pkg.module)")
     p.add_argument("--hear-weights", help="weights file passed to the HEAR module's load_model")
     p.add_argument("--tasks", nargs="+", required=True, help="task dirs or folders of task dirs")
@@ -52,6 +60,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="torch threads for probe training (default: 1 for linear/knn, torch's for hear)",
     )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where MLP probes train: auto (a CUDA GPU when torch sees one; default), cpu, cuda",
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument(
         "--no-resume",
@@ -64,8 +77,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from echoic.evaluate import EvalConfig, HearModuleModel, ProbeConfig, evaluate
+    from echoic.evaluate.cache import cached_model
 
     models: list = list(args.model)
+    cached = [cached_model(spec) for spec in args.cached_model]
+    roots = {c.cache_root.resolve() for c in cached}
+    if args.cache:
+        roots.add(Path(args.cache).resolve())
+    if len(roots) > 1:
+        print(
+            "echoic eval: error: cached models and --cache must share one cache folder; found "
+            + ", ".join(sorted(str(r) for r in roots)),
+            file=sys.stderr,
+        )
+        return 2
+    if cached and not args.cache:
+        args.cache = str(cached[0].cache_root)
+    models.extend(cached)
     if args.hear_module:
         models.append(lambda: HearModuleModel(args.hear_module, args.hear_weights))
     elif args.hear_weights:
@@ -94,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         report=not args.no_report,
         resume=not args.no_resume,
         threads=args.threads,
+        device=args.device,
     )
     evaluate(models, args.tasks, config)
     return 0

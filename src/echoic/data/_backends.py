@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 import soundfile as sf
+
+if TYPE_CHECKING:
+    import av
 
 from echoic.errors import AudioError
 
@@ -133,6 +137,13 @@ class SoundfileReader:
         self._file.close()
 
 
+def _av() -> ModuleType:
+    """PyAV, imported on first use: most audio never needs it, and its import costs ~0.3 s."""
+    import av
+
+    return av
+
+
 class PyAVReader:
     """FFmpeg reader through PyAV (m4a/mp4/aac, webm/mka, and whatever libsndfile cannot open)."""
 
@@ -140,7 +151,7 @@ class PyAVReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._container = av.open(str(path))
+        self._container = _av().open(str(path))
         try:
             streams = self._container.streams.audio
             if not streams:
@@ -164,10 +175,11 @@ class PyAVReader:
         if stream.duration is not None and stream.time_base is not None:
             return round(float(stream.duration * stream.time_base) * self.sample_rate)
         if self._container.duration is not None:
-            return round(self._container.duration / av.time_base * self.sample_rate)
+            return round(self._container.duration / _av().time_base * self.sample_rate)
         return None
 
     def _decoded(self) -> Iterator[np.ndarray]:
+        av = _av()
         started = False
         try:
             for frame in self._container.decode(self._stream):

@@ -167,6 +167,8 @@ def embed_task(
     identity = identity or model.identity
     source_rate = choose_source_rate(task, model.sample_rate)
     directory = cache_directory(Path(cache_root), identity, task, model.sample_rate)
+    if isinstance(model, CachedModel):
+        model.check_cached(task, directory)
     directory.mkdir(parents=True, exist_ok=True)
     info = {
         "format": FORMAT,
@@ -249,3 +251,58 @@ def _empty(event: bool) -> dict[str, np.ndarray]:
         out["offsets"] = np.zeros(1, np.int64)
         out["timestamps_ms"] = np.zeros(0)
     return out
+
+
+class CachedModel:
+    """A model known only by its cached embeddings: probes run without its weights or code.
+
+    Made from one ``<cache>/<model identity>/`` folder (e.g. embeddings computed on one machine,
+    probes trained on another, with a GPU). Every task evaluated must be in that folder; nothing
+    can be embedded.
+    """
+
+    def __init__(self, directory: str | Path, name: str | None = None) -> None:
+        self.directory = Path(directory)
+        infos = sorted(self.directory.glob("*/*/cache_info.json"))
+        if not infos:
+            raise FileNotFoundError(
+                f"{self.directory}: expected a cached model folder <cache>/<identity>/ holding "
+                "<task>/<rate>from<rate>/cache_info.json (written by echoic eval); found none"
+            )
+        info = json.loads(infos[0].read_text())
+        self.identity: str = str(info["identity"])
+        if slug(self.identity) != self.directory.name:
+            raise ValueError(
+                f"{self.directory}: its cache_info.json names identity {self.identity!r}, whose "
+                f"folder would be {slug(self.identity)!r}; pass the folder echoic eval wrote"
+            )
+        self.label: str = name or str(info["model"])
+        self.sample_rate: int = int(info["model_rate"])
+        self.min_samples = 1
+        npz = sorted(infos[0].parent.glob("*.npz"))
+        self.embedding_size = 0
+        if npz:
+            with np.load(npz[0], allow_pickle=False) as z:
+                self.embedding_size = int(z["x"].shape[1])
+
+    @property
+    def cache_root(self) -> Path:
+        return self.directory.parent
+
+    def check_cached(self, task: HearTask, directory: Path) -> None:
+        missing = [s for s in task.splits if not (directory / f"{s}.npz").is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"cached model {self.label}: task {task.name} split(s) {missing} are not in "
+                f"{directory} (expected <split>.npz for key {slug(task.key)}); embed the task "
+                "with the model itself first (echoic eval --model ...), then copy its cache folder"
+            )
+
+    def embed(self, waveforms: object, sample_rate: int | None = None) -> list:
+        raise RuntimeError(f"cached model {self.label} has no weights: it cannot embed audio")
+
+
+def cached_model(spec: str) -> CachedModel:
+    """``NAME=DIR`` or ``DIR`` (the name then comes from the cache) → :class:`CachedModel`."""
+    name, sep, path = spec.partition("=")
+    return CachedModel(path, name) if sep and name else CachedModel(spec)

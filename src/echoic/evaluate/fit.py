@@ -47,6 +47,29 @@ class FitConfig:
     order: str = "fixed"  # "fixed" (hear-eval-kit) | "epoch"
     seed: int = 0
     predict_rows: int = 1 << 26  # max G * rows * hidden floats per prediction chunk
+    device: str = "cpu"  # where probes train ("cuda", "cuda:1", ...); see resolve_device
+
+
+def resolve_device(name: str) -> str:
+    """``"auto"`` → ``"cuda"`` when a GPU is visible, else ``"cpu"``; other names are checked.
+
+    Probes give the same protocol on any device, not the same bits: CUDA kernels and CUDA dropout
+    streams differ from the CPU's, so scores move within their seed-to-seed spread.
+    """
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(
+            f"probe device must be auto, cpu, cuda or cuda:N; found {name!r} ({err})"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"probe device {name!r} asked for, but torch sees no CUDA GPU here "
+            f"(torch {torch.__version__}); use --device cpu or auto"
+        )
+    return str(dev)
 
 
 @dataclass
@@ -69,7 +92,7 @@ class FitResult:
         x = torch.as_tensor(np.asarray(x, np.float32))
         out: np.ndarray | None = None
         for members, model in self._models:
-            probs = predict(model, x, multilabel, FitConfig().predict_rows)
+            probs = predict(model, x.to(model.device), multilabel, FitConfig().predict_rows)
             if out is None:
                 out = np.zeros((len(self.specs), *probs.shape[1:]), np.float32)
             out[members] = probs
@@ -90,7 +113,7 @@ def predict(
             parts.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, -1))
     if not parts:
         return np.zeros((model.size, 0, 0), np.float32)
-    return torch.cat(parts, 1).numpy()
+    return torch.cat(parts, 1).cpu().numpy()
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tensor:
@@ -156,12 +179,13 @@ def fit_probes(
     """
     config = config or FitConfig()
     start = time.perf_counter()
-    x = torch.as_tensor(np.ascontiguousarray(x_train, np.float32))
+    dev = torch.device(config.device)
+    x = torch.as_tensor(np.ascontiguousarray(x_train, np.float32)).to(dev)
     if multilabel:
-        y = torch.as_tensor(np.asarray(y_train, np.float32))
+        y = torch.as_tensor(np.asarray(y_train, np.float32)).to(dev)
     else:
-        y = torch.as_tensor(np.asarray(y_train, np.int64))
-    xv = torch.as_tensor(np.ascontiguousarray(x_valid, np.float32))
+        y = torch.as_tensor(np.asarray(y_train, np.int64)).to(dev)
+    xv = torch.as_tensor(np.ascontiguousarray(x_valid, np.float32)).to(dev)
     g_all = len(specs)
     result = FitResult(
         specs=list(specs),
@@ -180,14 +204,14 @@ def fit_probes(
 
         def make(ss: list[ProbeSpec]) -> StackedMLP | SingleMLP:
             seeds = [dropout_seed(sp, config.seed) for sp in ss]
-            return StackedMLP(ss, d_in, n_labels, seeds)
+            return StackedMLP(ss, d_in, n_labels, seeds, device=dev)
 
         # every shape in one epoch loop
         batches = [[(idx, make([specs[i] for i in idx])) for idx in buckets.values()]]
     elif backend == "sequential":
 
         def make(ss: list[ProbeSpec]) -> StackedMLP | SingleMLP:
-            return SingleMLP(ss, d_in, n_labels)
+            return SingleMLP(ss, d_in, n_labels, device=dev)
 
         # one probe after another, each with its own loop
         batches = [[([i], make([specs[i]]))] for i in range(g_all)]
@@ -217,18 +241,19 @@ def _fit_together(
     metric = result.metric
     ceiling = best_possible(metric)
     rng = np.random.default_rng(config.seed)
-    order = torch.as_tensor(training_order(x.shape[0], groups[0], rng, groups[1]))
+    order = torch.as_tensor(training_order(x.shape[0], groups[0], rng, groups[1])).to(x.device)
     active = [(list(idx), model) for idx, model in runs]
     best_states = {id(m): (list(idx), m.state()) for idx, m in runs}
     wait = {i: 0 for idx, _ in runs for i in idx}
     n = x.shape[0]
-    with torch.random.fork_rng(devices=[]):
+    cuda = [x.device.index or 0] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
         # a probe trained alone (SingleMLP, torch.nn.Dropout) draws its masks from the global
         # RNG, seeded as StackedMLP seeds that probe's own generator
         torch.manual_seed(dropout_seed(result.specs[runs[0][0][0]], config.seed))
         for epoch in range(config.max_epochs):
             if config.order == "epoch":
-                order = torch.as_tensor(rng.permutation(n))
+                order = torch.as_tensor(rng.permutation(n)).to(x.device)
             for lo in range(0, n, config.batch_size):
                 rows = order[lo : lo + config.batch_size]
                 if rows.numel() < 2:
@@ -287,8 +312,8 @@ def _store_best(
         pos = {i: p for p, i in enumerate(orig)}
         if idx[0] not in pos:
             continue
-        current = model.state(torch.tensor(improved))
-        dst = torch.tensor([pos[idx[k]] for k in improved])
+        current = model.state(torch.tensor(improved, device=model.device))
+        dst = torch.tensor([pos[idx[k]] for k in improved], device=model.device)
         for s, c in zip(state, current, strict=True):
             if s.ndim:
                 s[dst] = c

@@ -84,34 +84,44 @@ class StackedMLP:
     """``G`` probes of one shape trained together; tensors carry a leading member axis."""
 
     def __init__(
-        self, specs: list[ProbeSpec], d_in: int, n_out: int, dropout_seeds: list[int] | None = None
+        self,
+        specs: list[ProbeSpec],
+        d_in: int,
+        n_out: int,
+        dropout_seeds: list[int] | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
         keys = {s.shape_key() for s in specs}
         if len(keys) != 1:
             raise ValueError(f"StackedMLP needs probes of one shape; found {sorted(keys)}")
         self.spec0 = specs[0]
         self.depth = self.spec0.hidden_layers
+        self.device = dev = torch.device(device)
+        # weights are drawn on the CPU from each probe's generator (the same init on any device)
         inits = [init_weights(s, d_in, n_out) for s in specs]
         self.params: list[torch.Tensor] = []
         for i in range(self.depth + 1):
-            self.params.append(torch.stack([w[i][0] for w in inits]).requires_grad_())
-            self.params.append(torch.stack([w[i][1] for w in inits]).requires_grad_())
+            self.params.append(torch.stack([w[i][0] for w in inits]).to(dev).requires_grad_())
+            self.params.append(torch.stack([w[i][1] for w in inits]).to(dev).requires_grad_())
             if i < self.depth and self.spec0.batch_norm:
                 g, h = len(specs), self.spec0.hidden_dim
-                self.params.append(torch.ones(g, h).requires_grad_())
-                self.params.append(torch.zeros(g, h).requires_grad_())
+                self.params.append(torch.ones(g, h, device=dev).requires_grad_())
+                self.params.append(torch.zeros(g, h, device=dev).requires_grad_())
         g, h = len(specs), self.spec0.hidden_dim
         self.buffers = [
             t
             for _ in range(self.depth if self.spec0.batch_norm else 0)
-            for t in (torch.zeros(g, h), torch.ones(g, h))
+            for t in (torch.zeros(g, h, device=dev), torch.ones(g, h, device=dev))
         ]
         self.lr = torch.tensor([s.lr for s in specs])
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.step = 0
         seeds = dropout_seeds if dropout_seeds is not None else [s.seed for s in specs]
-        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        # one dropout stream per member, on the device (a CUDA stream differs from the CPU one)
+        self.generators = [torch.Generator(device=dev).manual_seed(int(seed)) for seed in seeds]
+        # member-by-member Adam suits a CPU's caches; an accelerator wants few, large kernels
+        self.vectorised_adam = dev.type != "cpu"
 
     @property
     def size(self) -> int:
@@ -162,7 +172,7 @@ class StackedMLP:
         """Dropout on ``(N, G * H)`` with each member's mask from its own generator: exactly the
         masks ``torch.nn.Dropout`` draws for that probe alone from a global RNG seeded alike."""
         keep = 1.0 - self.spec0.dropout
-        noise = torch.empty(g, n, flat.shape[1] // g)
+        noise = torch.empty(g, n, flat.shape[1] // g, device=flat.device)
         for k, gen in enumerate(self.generators):
             noise[k].bernoulli_(keep, generator=gen)
         noise.div_(keep)
@@ -179,6 +189,9 @@ class StackedMLP:
         bc1 = 1 - b1**self.step
         bc2_sqrt = math.sqrt(1 - b2**self.step)
         steps = [lr / bc1 for lr in self.lr.tolist()]
+        if self.vectorised_adam:
+            self._adam_all(torch.tensor(steps, device=self.device), bc2_sqrt)
+            return
         with torch.no_grad():
             for p, m, v, buf in zip(
                 self.params, self.exp_avg, self.exp_avg_sq, self._buffers(), strict=True
@@ -193,6 +206,24 @@ class StackedMLP:
                     torch.sqrt(vk, out=bk)
                     bk.div_(bc2_sqrt).add_(ADAM_EPS)
                     p.data[k].addcdiv_(mk, bk, value=-step)
+                p.grad = None
+
+    def _adam_all(self, steps: torch.Tensor, bc2_sqrt: float) -> None:
+        """The same update as the member loop, on all members at once (``steps``: ``(G,)``)."""
+        b1, b2 = ADAM_BETAS
+        with torch.no_grad():
+            for p, m, v, buf in zip(
+                self.params, self.exp_avg, self.exp_avg_sq, self._buffers(), strict=True
+            ):
+                grad = p.grad
+                if grad is None:
+                    continue
+                m.lerp_(grad, 1 - b1)
+                v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                torch.sqrt(v, out=buf)
+                buf.div_(bc2_sqrt).add_(ADAM_EPS)
+                step = steps.view(-1, *([1] * (p.ndim - 1)))
+                p.data.sub_(m * step / buf)
                 p.grad = None
 
     def _buffers(self) -> list[torch.Tensor]:
@@ -234,7 +265,9 @@ class SingleMLP:
     Same interface as :class:`StackedMLP` with ``G = 1``.
     """
 
-    def __init__(self, specs: list[ProbeSpec], d_in: int, n_out: int) -> None:
+    def __init__(
+        self, specs: list[ProbeSpec], d_in: int, n_out: int, device: str | torch.device = "cpu"
+    ) -> None:
         if len(specs) != 1:
             raise ValueError("SingleMLP trains exactly one probe")
         spec = specs[0]
@@ -250,7 +283,8 @@ class SingleMLP:
                     modules.append(torch.nn.BatchNorm1d(spec.hidden_dim))
                 modules.append(torch.nn.Dropout(spec.dropout))
                 modules.append(torch.nn.ReLU())
-        self.net = torch.nn.Sequential(*modules)
+        self.net = torch.nn.Sequential(*modules).to(device)
+        self.device = torch.device(device)
         self.optimiser = torch.optim.Adam(self.net.parameters(), lr=spec.lr)
         self.lr = torch.tensor([spec.lr])
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -114,8 +114,11 @@ class ProbeOutcome:
     seconds: float = 0.0
 
 
-def run_probe(task: HearTask, emb: TaskEmbeddings, config: ProbeConfig) -> ProbeOutcome:
-    """Train and test ``config.protocol`` on every fold plan of ``task``."""
+def run_probe(
+    task: HearTask, emb: TaskEmbeddings, config: ProbeConfig, device: str = "cpu"
+) -> ProbeOutcome:
+    """Train and test ``config.protocol`` on every fold plan of ``task`` (MLP probes on
+    ``device``; the device is not part of the protocol, see :func:`resolve_device`)."""
     if config.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}; found {config.protocol!r}")
     start = time.perf_counter()
@@ -155,7 +158,7 @@ def run_probe(task: HearTask, emb: TaskEmbeddings, config: ProbeConfig) -> Probe
             metrics[0],
             task.n_labels,
             task.prediction_type == "multilabel",
-            config.fit_config(task, seed=f),
+            replace(config.fit_config(task, seed=f), device=device),
             config.backend,
             groups=train.offsets,
             group_split=train.file_split,
@@ -196,7 +199,7 @@ def _spec(point: dict[str, Any], seed: int, config: ProbeConfig) -> ProbeSpec:
 
 def _fixed_hparams(config: ProbeConfig, task: HearTask) -> dict[str, Any]:
     fit = config.fit_config(task, 0)
-    out = {k: v for k, v in asdict(fit).items() if k not in ("seed", "predict_rows")}
+    out = {k: v for k, v in asdict(fit).items() if k not in ("seed", "predict_rows", "device")}
     if config.protocol == "hear":
         out.update({"hidden_dim": config.hidden_dim, "dropout": 0.1, "hidden_norm": "BatchNorm1d"})
         out["optimiser"] = "Adam"

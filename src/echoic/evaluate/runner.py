@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 
 from echoic.embed.base import EmbeddingModel
 from echoic.evaluate.cache import embed_task
+from echoic.evaluate.fit import resolve_device
 from echoic.evaluate.metrics import check_metric_names, report_metrics
 from echoic.evaluate.probes import ProbeConfig, run_probe
 from echoic.evaluate.report import build_report
@@ -50,6 +51,7 @@ class EvalConfig:
     report: bool = True
     threads: int | None = None  # torch threads for probes (None: 1 for linear/knn, else as is)
     resume: bool = True  # skip (model, task, protocol) results already in ``out`` with this config
+    device: str = "auto"  # where MLP probes train: auto (a CUDA GPU if torch sees one), cpu, cuda
 
     @property
     def cache_dir(self) -> Path:
@@ -80,6 +82,9 @@ def evaluate(
     ``config.out`` (so separate runs into one folder build one report).
     """
     config = config or EvalConfig()
+    device = resolve_device(config.device)
+    if device != config.device:
+        config = replace(config, device=device)
     task_list = [load_task(p) for p in find_tasks(list(tasks))]
     for t in task_list:
         check_metric_names(t.metrics)
@@ -141,7 +146,7 @@ def _one(
         torch.set_num_threads(probe_threads)
     start = time.perf_counter()
     try:
-        outcome = run_probe(task, emb, config.probe)
+        outcome = run_probe(task, emb, config.probe, device=config.device)
     finally:
         torch.set_num_threads(threads)
     probe_s = time.perf_counter() - start
@@ -174,6 +179,7 @@ def _one(
             "embed_s": emb.embed_seconds,
             "embeddings_cached": emb.cached,
             "probe_s": probe_s,
+            "probe_device": config.device,
         },
     }
     if outcome.confusion is not None:
