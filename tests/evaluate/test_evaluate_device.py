@@ -103,3 +103,31 @@ def test_a_cached_model_scores_like_the_model_without_its_weights(tmp_path: Path
 def test_a_cached_model_needs_a_cache_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="found none"):
         CachedModel(tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU host)")
+def test_probes_on_cuda_score_like_on_the_cpu(tmp_path: Path) -> None:
+    """The same protocol on the GPU: tones stay separable, and scores agree with the CPU's."""
+    task = write_task(tmp_path / "tasks", "tones", event=False, per_class=6)
+    events = write_task(tmp_path / "tasks", "bursts", event=True, seconds=2.0, per_class=3)
+    probe = ProbeConfig(protocol="hear", seeds=2, grid_points=4, max_epochs=30, hidden_dim=64)
+    scores = {}
+    for device in ("cpu", "cuda"):  # the CUDA run: dropout streams and kernels differ
+        records = evaluate(
+            [BandEnergyModel()],
+            [task, events],
+            EvalConfig(
+                out=tmp_path / device,
+                cache=tmp_path / "cache",
+                probe=probe,
+                report=False,
+                progress=False,
+                device=device,
+            ),
+            log=lambda _: None,
+        )
+        assert {r["timings"]["probe_device"] for r in records} == {device}
+        scores[device] = [r["scores"][r["primary_metric"]]["mean"] for r in records]
+    assert scores["cuda"][0] > 0.9
+    for cpu, gpu in zip(scores["cpu"], scores["cuda"], strict=True):
+        assert abs(cpu - gpu) < 0.15
