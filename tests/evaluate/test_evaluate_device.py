@@ -13,6 +13,8 @@ from echoic.evaluate.cache import CachedModel, cached_model
 from echoic.evaluate.fit import resolve_device
 from echoic.evaluate.mlp import ProbeSpec, StackedMLP
 
+CPU = {"report": False, "progress": False, "device": "cpu"}  # bit-reproducible runs
+
 
 def _specs() -> list[ProbeSpec]:
     return [
@@ -68,7 +70,7 @@ def test_a_cached_model_scores_like_the_model_without_its_weights(tmp_path: Path
     first = evaluate(
         [BandEnergyModel()],
         [task],
-        EvalConfig(out=tmp_path / "a", cache=cache, probe=probe, report=False, progress=False),
+        EvalConfig(out=tmp_path / "a", cache=cache, probe=probe, **CPU),
         log=lambda _: None,
     )[0]
     folder = cache / "band-energy-16000"
@@ -82,7 +84,7 @@ def test_a_cached_model_scores_like_the_model_without_its_weights(tmp_path: Path
     again = evaluate(
         [model],
         [task],
-        EvalConfig(out=tmp_path / "b", cache=cache, probe=probe, report=False, progress=False),
+        EvalConfig(out=tmp_path / "b", cache=cache, probe=probe, **CPU),
         log=lambda _: None,
     )[0]
     assert again["model"] == "energy" and again["identity"] == first["identity"]
@@ -94,7 +96,7 @@ def test_a_cached_model_scores_like_the_model_without_its_weights(tmp_path: Path
         evaluate(
             [model],
             [other],
-            EvalConfig(out=tmp_path / "c", cache=cache, probe=probe, report=False, progress=False),
+            EvalConfig(out=tmp_path / "c", cache=cache, probe=probe, **CPU),
             log=lambda _: None,
         )
     assert not list(folder.glob("other-*"))  # nothing written for a task it cannot embed
