@@ -181,17 +181,15 @@ class StackedMLP:
     def adam_step(self) -> None:
         """One Adam update of every member (``torch.optim.Adam`` semantics, per-member lr).
 
-        Applied member by member on slices: each slice's tensors stay in cache through the
-        chain of element-wise updates, which a single pass over ``G`` members' tensors would not.
+        On a CPU, applied member by member on slices: each slice's tensors stay in cache through
+        the chain of element-wise updates, which a single pass over ``G`` members' tensors would
+        not. Elsewhere (``vectorised_adam``), all members at once: a GPU wants few, large kernels.
         """
         self.step += 1
-        b1, b2 = ADAM_BETAS
-        bc1 = 1 - b1**self.step
-        bc2_sqrt = math.sqrt(1 - b2**self.step)
+        bc1 = 1 - ADAM_BETAS[0] ** self.step
+        bc2_sqrt = math.sqrt(1 - ADAM_BETAS[1] ** self.step)
         steps = [lr / bc1 for lr in self.lr.tolist()]
-        if self.vectorised_adam:
-            self._adam_all(torch.tensor(steps, device=self.device), bc2_sqrt)
-            return
+        all_steps = torch.tensor(steps, device=self.device) if self.vectorised_adam else None
         with torch.no_grad():
             for p, m, v, buf in zip(
                 self.params, self.exp_avg, self.exp_avg_sq, self._buffers(), strict=True
@@ -199,31 +197,12 @@ class StackedMLP:
                 grad = p.grad
                 if grad is None:
                     continue
-                for k, step in enumerate(steps):
-                    mk, vk, gk, bk = m[k], v[k], grad[k], buf[k]
-                    mk.lerp_(gk, 1 - b1)
-                    vk.mul_(b2).addcmul_(gk, gk, value=1 - b2)
-                    torch.sqrt(vk, out=bk)
-                    bk.div_(bc2_sqrt).add_(ADAM_EPS)
-                    p.data[k].addcdiv_(mk, bk, value=-step)
-                p.grad = None
-
-    def _adam_all(self, steps: torch.Tensor, bc2_sqrt: float) -> None:
-        """The same update as the member loop, on all members at once (``steps``: ``(G,)``)."""
-        b1, b2 = ADAM_BETAS
-        with torch.no_grad():
-            for p, m, v, buf in zip(
-                self.params, self.exp_avg, self.exp_avg_sq, self._buffers(), strict=True
-            ):
-                grad = p.grad
-                if grad is None:
-                    continue
-                m.lerp_(grad, 1 - b1)
-                v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-                torch.sqrt(v, out=buf)
-                buf.div_(bc2_sqrt).add_(ADAM_EPS)
-                step = steps.view(-1, *([1] * (p.ndim - 1)))
-                p.data.sub_(m * step / buf)
+                if all_steps is not None:
+                    shaped = all_steps.view(-1, *([1] * (p.ndim - 1)))
+                    _adam_update(p.data, m, v, grad, buf, bc2_sqrt, shaped)
+                else:
+                    for k, step in enumerate(steps):
+                        _adam_update(p.data[k], m[k], v[k], grad[k], buf[k], bc2_sqrt, step)
                 p.grad = None
 
     def _buffers(self) -> list[torch.Tensor]:
@@ -257,6 +236,28 @@ class StackedMLP:
         self.exp_avg_sq = [v[index].clone() for v in self.exp_avg_sq]
         self.lr = self.lr[index]
         self.generators = [self.generators[int(k)] for k in index]
+
+
+def _adam_update(
+    p: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    grad: torch.Tensor,
+    buf: torch.Tensor,
+    bc2_sqrt: float,
+    step: float | torch.Tensor,
+) -> None:
+    """Adam's in-place update of ``p`` (``step`` = lr / bias correction, a number or a tensor
+    broadcasting over ``p``); ``buf`` is scratch space of ``p``'s shape."""
+    b1, b2 = ADAM_BETAS
+    m.lerp_(grad, 1 - b1)
+    v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+    torch.sqrt(v, out=buf)
+    buf.div_(bc2_sqrt).add_(ADAM_EPS)
+    if isinstance(step, torch.Tensor):
+        p.sub_(m * step / buf)
+    else:
+        p.addcdiv_(m, buf, value=-step)
 
 
 class SingleMLP:
