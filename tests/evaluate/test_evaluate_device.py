@@ -8,6 +8,7 @@ import pytest
 import torch
 from evaluate_helpers import BandEnergyModel, write_task
 
+from echoic.errors import ConfigError
 from echoic.evaluate import EvalConfig, ProbeConfig, evaluate
 from echoic.evaluate.cache import CachedModel, cached_model
 from echoic.evaluate.fit import resolve_device
@@ -92,7 +93,7 @@ def test_a_cached_model_scores_like_the_model_without_its_weights(tmp_path: Path
     assert [r["test"] for r in again["runs"]] == [r["test"] for r in first["runs"]]
 
     other = write_task(tmp_path / "tasks", "other", event=False, folds=2)
-    with pytest.raises(FileNotFoundError, match="are not in"):
+    with pytest.raises(ConfigError, match="are not in"):
         evaluate(
             [model],
             [other],
@@ -103,7 +104,7 @@ def test_a_cached_model_scores_like_the_model_without_its_weights(tmp_path: Path
 
 
 def test_a_cached_model_needs_a_cache_folder(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="found none"):
+    with pytest.raises(ConfigError, match="found none"):
         CachedModel(tmp_path)
 
 

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from echoic.data.audio import load_audio
 from echoic.embed.base import EmbeddingModel
+from echoic.errors import ConfigError
 from echoic.evaluate.task import HearTask
 
 FORMAT = 1
@@ -265,14 +266,14 @@ class CachedModel:
         self.directory = Path(directory)
         infos = sorted(self.directory.glob("*/*/cache_info.json"))
         if not infos:
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"{self.directory}: expected a cached model folder <cache>/<identity>/ holding "
                 "<task>/<rate>from<rate>/cache_info.json (written by echoic eval); found none"
             )
         info = json.loads(infos[0].read_text())
         self.identity: str = str(info["identity"])
         if slug(self.identity) != self.directory.name:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.directory}: its cache_info.json names identity {self.identity!r}, whose "
                 f"folder would be {slug(self.identity)!r}; pass the folder echoic eval wrote"
             )
@@ -292,7 +293,7 @@ class CachedModel:
     def check_cached(self, task: HearTask, directory: Path) -> None:
         missing = [s for s in task.splits if not (directory / f"{s}.npz").is_file()]
         if missing:
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"cached model {self.label}: task {task.name} split(s) {missing} are not in "
                 f"{directory} (expected <split>.npz for key {slug(task.key)}); embed the task "
                 "with the model itself first (echoic eval --model ...), then copy its cache folder"

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from echoic.errors import ConfigError
 from echoic.evaluate.metrics import MINIMISED, best_possible, is_better, worst_value
 from echoic.evaluate.mlp import ProbeSpec, SingleMLP, StackedMLP, dropout_seed
 
@@ -61,11 +62,11 @@ def resolve_device(name: str) -> str:
     try:
         dev = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(
+        raise ConfigError(
             f"probe device must be auto, cpu, cuda or cuda:N; found {name!r} ({err})"
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             f"probe device {name!r} asked for, but torch sees no CUDA GPU here "
             f"(torch {torch.__version__}); use --device cpu or auto"
         )
