@@ -91,9 +91,11 @@ class FitResult:
     def predict(self, x: np.ndarray | torch.Tensor, multilabel: bool) -> np.ndarray:
         """``(G, N, C)`` probabilities of every probe at its best validation state."""
         x = torch.as_tensor(np.asarray(x, np.float32))
+        if self._models:  # every model of one fit lives on one device: move the rows once
+            x = x.to(self._models[0][1].device)
         out: np.ndarray | None = None
         for members, model in self._models:
-            probs = predict(model, x.to(model.device), multilabel, FitConfig().predict_rows)
+            probs = predict(model, x, multilabel, FitConfig().predict_rows)
             if out is None:
                 out = np.zeros((len(self.specs), *probs.shape[1:]), np.float32)
             out[members] = probs

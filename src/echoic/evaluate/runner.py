@@ -82,9 +82,7 @@ def evaluate(
     ``config.out`` (so separate runs into one folder build one report).
     """
     config = config or EvalConfig()
-    device = resolve_device(config.device)
-    if device != config.device:
-        config = replace(config, device=device)
+    config = replace(config, device=resolve_device(config.device))
     task_list = [load_task(p) for p in find_tasks(list(tasks))]
     for t in task_list:
         check_metric_names(t.metrics)
