@@ -118,3 +118,25 @@ def test_embed_accepts_zoo_models(tmp_path):
     table = pq.read_table(out)
     assert sorted(table.column("path").to_pylist()) == sorted(str(f.resolve()) for f in files)
     assert "logmel_stats" in (table.schema.metadata or {}).get(b"echoic", b"").decode()
+
+
+def test_embed_shifts_gives_timestamps_from_shifted_passes(tmp_path, model_dir):
+    make_good_files(tmp_path / "a", 2, seconds=1.5)
+    rows = {}
+    for shifts in (1, 4):
+        out = tmp_path / f"s{shifts}.parquet"
+        args = ["embed", str(tmp_path / "a"), "--model", str(model_dir), "--out", str(out)]
+        assert main([*args, "--timestamps", "--shifts", str(shifts), "--quiet"]) == 0
+        table = pq.read_table(out)
+        times = np.array(table.column("timestamps_ms").to_pylist()[0])
+        embs = np.array(table.column("timestamp_embeddings").to_pylist()[0])
+        rows[shifts] = (times, embs)
+    # the tiny test model has 160 ms patches: interpolated onto 40 ms, or 4 passes 40 ms apart
+    (t1, e1), (t4, e4) = rows[1], rows[4]
+    assert np.allclose(np.diff(t1), 40.0) and np.allclose(np.diff(t4), 40.0)
+    n = min(len(t1), len(t4))
+    assert np.allclose(t1[:n], t4[:n])
+    assert np.allclose(e1[::4][: n // 4], e4[::4][: n // 4], atol=1e-5)  # the unshifted pass
+    assert not np.allclose(e1[1], e4[1], atol=1e-4)  # an interpolation vs a frame of its own
+    bad = ["embed", str(tmp_path / "a"), "--model", str(model_dir), "--shifts", "3"]
+    assert main([*bad, "--out", str(tmp_path / "bad.parquet"), "--quiet"]) != 0

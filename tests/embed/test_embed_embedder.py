@@ -133,3 +133,52 @@ def test_a_model_recommends_its_embedding_settings(tiny_model, make_tone, tmp_pa
     overridden = Embedder(loaded, layer=-1)  # the caller's choice wins, the rest stays
     assert overridden.config.layer == -1 and overridden.config.freq_pool == "concat"
     assert overridden.identity != recommended.identity
+
+
+def test_shifted_passes_give_frames_centred_on_each_timestamp(tiny_model, make_tone):
+    """shifts=k: frame t of pass j is the model's frame t of the clip without its first j/k patch."""
+    wave = make_tone(2.3, seed=3)
+    one, four = Embedder(tiny_model), Embedder(tiny_model, shifts=4)
+    a, b = one.embed([wave])[0], four.embed([wave])[0]
+    # scene and native frames are those of the unshifted pass; scene_embeddings runs that pass only
+    assert torch.equal(a.scene, b.scene) and torch.equal(a.frames, b.frames)
+    torch.testing.assert_close(four.scene_embeddings([wave])[0], a.scene)
+    assert four.timestamp_hop_ms == one.frame_hop_ms / 4
+    token_hop = round(one.frame_hop_ms * SR / 1000)
+    passes = [_direct_frames(tiny_model, wave[j * token_hop // 4 :]) for j in range(4)]
+    n = min(p.shape[0] * 4 + j for j, p in enumerate(passes))
+    centre = float(a.frame_times_ms[0]) + torch.arange(n) * one.frame_hop_ms / 4
+    n = int((centre <= 1000 * len(wave) / SR).sum())  # centres past the clip's end are dropped
+    assert n >= a.timestamps.shape[0]  # no fewer than the interpolated grid
+    assert b.timestamps.shape == (n, four.embedding_size)
+    for i in range(n):
+        t, j = divmod(i, 4)
+        torch.testing.assert_close(b.timestamps[i], passes[j][t], atol=1e-5, rtol=0)
+    # a regular grid, frame_hop / 4 apart, starting at the first frame's centre, within the clip
+    step = b.timestamps_ms[1:] - b.timestamps_ms[:-1]
+    torch.testing.assert_close(step, torch.full_like(step, one.frame_hop_ms / 4))
+    assert float(b.timestamps_ms[0]) == float(a.frame_times_ms[0])
+    assert float(b.timestamps_ms[-1]) <= 1000 * len(wave) / SR
+    # without shifts the in-between timestamps are interpolated, so they differ
+    assert not torch.allclose(a.timestamps[1], b.timestamps[1], atol=1e-4)
+
+
+def test_shifted_passes_batch_like_one_at_a_time(tiny_model, make_tone):
+    embedder = Embedder(tiny_model, shifts=2, chunk_s=2.56, overlap_s=0.64, batch_size=3)
+    waves = [make_tone(s, seed=i) for i, s in enumerate([0.05, 0.2, 3.1, 6.7])]
+    together = embedder.embed(waves)
+    for wave, joint in zip(waves, together, strict=True):
+        alone = embedder.embed([wave])[0]
+        assert joint.timestamps.shape == alone.timestamps.shape
+        assert (joint.timestamps - alone.timestamps).abs().max() <= 1e-4
+        assert float(alone.timestamps_ms[-1]) <= 1000 * len(wave) / SR
+
+
+def test_shifts_are_checked_and_change_the_identity(tiny_model):
+    base = Embedder(tiny_model)
+    assert Embedder(tiny_model, shifts=1).identity == base.identity
+    assert Embedder(tiny_model, shifts=4).identity != base.identity
+    with pytest.raises(ConfigError, match="must divide"):
+        Embedder(tiny_model, shifts=3)
+    with pytest.raises(ConfigError, match="integer ≥ 1"):
+        Embedder(tiny_model, shifts=0)

@@ -36,6 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--chunk-s", type=float, default=None, help="seconds per encoder chunk")
     p.add_argument("--batch-size", type=int, default=None, help="chunks per forward pass")
+    p.add_argument(
+        "--shifts",
+        type=int,
+        default=None,
+        help="echoic models: timestamps from this many shifted passes per time patch (e.g. 4)",
+    )
     p.add_argument("--max-duration-s", type=float, default=None, help="skip longer files")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -57,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         opts["chunk_s"] = args.chunk_s
     if args.batch_size:
         opts["batch_size"] = args.batch_size
+    if args.shifts is not None:
+        opts["shifts"] = args.shifts
     embedder = resolve_model(args.model, **opts)
     print(f"model: {embedder.label}, {embedder.embedding_size}-d at {embedder.sample_rate} Hz")
     report = extract(

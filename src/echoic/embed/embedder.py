@@ -13,6 +13,11 @@ How a clip is embedded:
    linearly interpolated onto a regular grid whose hop is the patch hop divided by the smallest
    integer that brings it to ≤ ``max_timestamp_hop_ms``; timestamps are frame centres in ms, and
    those beyond the clip's duration are dropped.
+5. ``shifts = k > 1`` (timestamps only): the clip is also embedded with its first ``j/k`` of a
+   time patch cut off, for ``j = 1 … k-1``; the frames of the k passes interleave into frames
+   ``patch hop / k`` apart, each computed from audio centred on its own time (no interpolation
+   between patches). Costs k forward passes; scene embeddings and ``frames`` stay those of the
+   unshifted pass, and ``scene_embeddings`` runs that pass alone.
 
 Because each chunk's frontend and encoder outputs depend only on that chunk's own samples, a clip
 gets the same embeddings alone or in a batch of clips of other lengths.
@@ -51,6 +56,7 @@ class EmbedConfig:
     max_timestamp_hop_ms: float = 50.0
     batch_size: int = 8
     freq_pool: str = "mean"  # "mean" | "concat"
+    shifts: int = 1  # timestamp passes per time patch (see module docstring, step 5)
 
 
 class Embedder(EmbeddingMethods):
@@ -88,6 +94,14 @@ class Embedder(EmbeddingMethods):
         self._step_tokens = self._chunk_tokens - overlap
         if config.freq_pool not in ("mean", "concat"):
             raise ConfigError(f"freq_pool must be 'mean' or 'concat'; found {config.freq_pool!r}")
+        if not (isinstance(config.shifts, int) and config.shifts >= 1):
+            raise ConfigError(f"shifts must be an integer ≥ 1; found {config.shifts!r}")
+        if self._token_hop % config.shifts:
+            raise ConfigError(
+                f"shifts={config.shifts} must divide the {self._token_hop} samples of one time "
+                f"patch (so shifted frames fall on a regular grid); pick a divisor such as "
+                f"{', '.join(str(k) for k in (2, 4, 8) if self._token_hop % k == 0)}"
+            )
         self._check_layer(config.layer)
 
     # ---------------------------------------------------------------- properties
@@ -111,7 +125,8 @@ class Embedder(EmbeddingMethods):
 
     @property
     def timestamp_hop_ms(self) -> float:
-        return timestamp_hop_ms(self.frame_hop_ms, self.config.max_timestamp_hop_ms)
+        hop = self.frame_hop_ms / self.config.shifts
+        return timestamp_hop_ms(hop, self.config.max_timestamp_hop_ms)
 
     @property
     def label(self) -> str:
@@ -126,35 +141,59 @@ class Embedder(EmbeddingMethods):
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         model = to_dict(self.model.config)
         model.pop("embed", None)  # only a default for self.config, which is hashed itself
-        meta = {"model": model, "embed": to_dict(self.config)}
+        embed = to_dict(self.config)
+        if embed["shifts"] == 1:  # added later: at its default, identities stay as they were
+            del embed["shifts"]
+        meta = {"model": model, "embed": embed}
         digest.update(json.dumps(meta, sort_keys=True).encode())
         return f"{self.model.config.name or self.model.config.encoder}-{digest.hexdigest()[:16]}"
 
     # ---------------------------------------------------------------- public API
-    @torch.inference_mode()
     def embed(
         self,
         waveforms: Sequence[torch.Tensor | np.ndarray],
         sample_rate: int | None = None,
     ) -> list[ClipEmbedding]:
         """Embed clips of any lengths (1-D mono arrays at ``sample_rate``, default the model's)."""
+        return self._embed(waveforms, sample_rate, self.config.shifts)
+
+    def scene_embeddings(
+        self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
+    ) -> torch.Tensor:
+        """``(B, D)`` scene embeddings (one pass: ``shifts`` only concerns timestamps)."""
+        return torch.stack([e.scene for e in self._embed(waveforms, sample_rate, 1)])
+
+    @torch.inference_mode()
+    def _embed(
+        self,
+        waveforms: Sequence[torch.Tensor | np.ndarray],
+        sample_rate: int | None,
+        shifts: int,
+    ) -> list[ClipEmbedding]:
         if len(waveforms) == 0:
             return []
         clips, lengths = zip(*(self._prepare(w, sample_rate) for w in waveforms), strict=True)
-        plans = [self._plan(int(c.shape[0])) for c in clips]
+        offsets = [j * self._token_hop // shifts for j in range(shifts)]
+        # one job list over every (clip, pass): passes of one clip batch with other clips' chunks
+        inputs = [self._shifted(c, off) for c in clips for off in offsets]
+        plans = [self._plan(int(x.shape[0])) for x in inputs]
         jobs = [(i, k) for i, plan in enumerate(plans) for k in range(len(plan))]
-        jobs.sort(key=lambda job: -self._chunk_len(clips[job[0]], plans[job[0]][job[1]]))
+        jobs.sort(key=lambda job: -self._chunk_len(inputs[job[0]], plans[job[0]][job[1]]))
         outputs: dict[tuple[int, int], torch.Tensor] = {}
         bs = max(1, self.config.batch_size)
         for start in range(0, len(jobs), bs):
             group = jobs[start : start + bs]
-            pieces = [self._chunk(clips[i], plans[i][k]) for i, k in group]
+            pieces = [self._chunk(inputs[i], plans[i][k]) for i, k in group]
             frames, valid = self._encode(pieces)
             for row, job in enumerate(group):
                 outputs[job] = frames[row, : int(valid[row])]
+        passes = [
+            self._stitch([outputs[(i, k)] for k in range(len(plans[i]))], plans[i])
+            for i in range(len(inputs))
+        ]
+        n = len(offsets)
         return [
-            self._stitch([outputs[(i, k)] for k in range(len(plans[i]))], plans[i], lengths[i])
-            for i in range(len(clips))
+            self._clip_embedding(passes[c * n : (c + 1) * n], lengths[c]) for c in range(len(clips))
         ]
 
     # ---------------------------------------------------------------- internals
@@ -175,6 +214,15 @@ class Embedder(EmbeddingMethods):
         """Mono float32 at the model's rate, padded to one frame; and the length before padding."""
         x, length = prepare_mono(wave, sample_rate, self.sample_rate, self._win)
         return torch.from_numpy(x), length
+
+    def _shifted(self, clip: torch.Tensor, offset: int) -> torch.Tensor:
+        """The clip without its first ``offset`` samples, zero-padded to one frame."""
+        if offset == 0:
+            return clip
+        rest = clip[offset:]
+        if rest.shape[0] >= self._win:
+            return rest
+        return torch.nn.functional.pad(rest, (0, self._win - int(rest.shape[0])))
 
     def _total_tokens(self, n_samples: int) -> int:
         frames = 1 + (n_samples - self._win) // self._hop
@@ -222,9 +270,8 @@ class Embedder(EmbeddingMethods):
         valid_tokens = (~out.padding_mask).sum(1)
         return frames, valid_tokens // self._n_freq
 
-    def _stitch(
-        self, chunks: list[torch.Tensor], plan: list[tuple[int, int]], n_samples: int
-    ) -> ClipEmbedding:
+    def _stitch(self, chunks: list[torch.Tensor], plan: list[tuple[int, int]]) -> torch.Tensor:
+        """One pass's frames ``(T, D)``: each time patch from the chunk where it sits most inside."""
         bounds = [plan[0][0]]
         for (_, end), (next_first, _) in itertools.pairwise(plan):
             bounds.append((next_first + end) // 2)
@@ -233,18 +280,40 @@ class Embedder(EmbeddingMethods):
         for k, (first, _) in enumerate(plan):
             lo, hi = bounds[k] - first, bounds[k + 1] - first
             parts.append(chunks[k][lo:hi])
-        frames = torch.cat(parts).float()
+        return torch.cat(parts).float()
+
+    def _clip_embedding(self, passes: list[torch.Tensor], n_samples: int) -> ClipEmbedding:
+        """Scene + native frames from the first pass; timestamps from all passes interleaved."""
         frontend = self.model.frontend
-        idx = torch.arange(frames.shape[0], dtype=torch.float64)
-        centre_s = frontend.first_centre_s + frontend.hop_s * (
-            idx * self._patch_t + (self._patch_t - 1) / 2
-        )
-        frame_ms = centre_s * 1000.0
+        k = len(passes)
+
+        def centres_ms(n_frames: int, j: int) -> torch.Tensor:
+            idx = torch.arange(n_frames, dtype=torch.float64)
+            centre_s = frontend.first_centre_s + frontend.hop_s * (
+                idx * self._patch_t + (self._patch_t - 1) / 2
+            )
+            return centre_s * 1000.0 + self.frame_hop_ms * j / k
+
+        frames = passes[0]
+        frame_ms = centres_ms(frames.shape[0], 0)
+        if k == 1:
+            fine, fine_ms = frames, frame_ms
+        else:
+            # element t * k + j is frame t of pass j; keep the longest prefix with no gap
+            n_fine = min(p.shape[0] * k + j for j, p in enumerate(passes))
+            rows = math.ceil(n_fine / k)
+            padded = [
+                torch.nn.functional.pad(p[:rows], (0, 0, 0, rows - p[:rows].shape[0]))
+                for p in passes
+            ]
+            fine = torch.stack(padded, 1).reshape(rows * k, -1)[:n_fine]
+            step = torch.arange(n_fine, dtype=torch.float64) * (self.frame_hop_ms / k)
+            fine_ms = frame_ms[0] + step
         ts, ts_ms = regular_timestamps(
-            frames,
-            frame_ms,
+            fine,
+            fine_ms,
             duration_ms=1000.0 * n_samples / self.sample_rate,
-            frame_hop_ms=self.frame_hop_ms,
+            frame_hop_ms=self.frame_hop_ms / k,
             max_hop_ms=self.config.max_timestamp_hop_ms,
         )
         return ClipEmbedding(
