@@ -54,8 +54,15 @@ def _primary(record: dict[str, Any]) -> tuple[float, float]:
 
 
 def _colours(models: list[str]) -> dict[str, Any]:
-    cmap = _pyplot().get_cmap("tab10")
-    return {m: cmap(i % 10) for i, m in enumerate(models)}
+    """One distinct colour per model: tab10 up to 10, tab20 up to 20, then evenly spaced hues."""
+    plt = _pyplot()
+    n = len(models)
+    if n <= 10:
+        return {m: plt.get_cmap("tab10")(i) for i, m in enumerate(models)}
+    if n <= 20:
+        return {m: plt.get_cmap("tab20")(i) for i, m in enumerate(models)}
+    cmap = plt.get_cmap("hsv")
+    return {m: cmap(i / n) for i, m in enumerate(models)}
 
 
 def scores_figure(records: list[dict[str, Any]]) -> bytes:
