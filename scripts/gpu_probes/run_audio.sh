@@ -3,7 +3,7 @@
 # PACKDIR/audio_jobs.txt in parallel (embed on the CPU cores, probes on DEVICE), results tarred into $OUT
 set -u
 P=$1; LIMIT=$2; DEV=${3:-cuda}; W=${W:-/tmp/wa}
-export W DEV OMP_NUM_THREADS=${THREADS:-3} HF_HUB_OFFLINE=1 PROTOCOL=${PROTOCOL:-hear}
+export W DEV OMP_NUM_THREADS=${THREADS:-3} HF_HUB_OFFLINE=1
 mkdir -p "$W/tasks" "$W/models" "$W/res" "$W/logs"
 python3 - "$P" "$W" <<'PY' || exit 3
 import json, shutil, sys
@@ -32,15 +32,8 @@ for name, v in json.loads((pack / "variants.json").read_text()).items():
     (dst / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 print("tasks", sorted(p.name for p in (work / "tasks").iterdir()), "models", sorted(p.name for p in (work / "models").iterdir()))
 PY
-run_job() {
-  name=$1; task=$2; t0=$(date +%s)
-  python3 -m echoic.cli.main eval --model "$W/models/$name" --tasks "$W/tasks/$task" \
-    --protocol "$PROTOCOL" --seeds 3 --out "$W/res/$name--$task" --cache "$W/cache" --device "$DEV" \
-    --no-report --quiet > "$W/logs/$name--$task.log" 2>&1
-  rc=$?
-  echo "$name $task rc=$rc $(( $(date +%s) - t0 ))s: $(grep -E 'top1|onset|fms|error|Error' "$W/logs/$name--$task.log" | head -1 | tr '\n' ' ')"
-  flock "$W/tar.lock" bash -c 'tar czf "$OUT/partial.tgz" -C "$W" res logs && mv "$OUT/partial.tgz" "$OUT/res_so_far.tgz"'
-}
+source "$(dirname "$0")/common.sh"
+run_job() { eval_job "$1--$2" --model "$W/models/$1" --tasks "$W/tasks/$2" --cache "$W/cache"; }
 export -f run_job
 timeout "$LIMIT" xargs -P "${JOBS:-4}" -L 1 bash -c 'run_job "$@"' _ < "$P/audio_jobs.txt"
 echo "jobs done (rc $?)"
