@@ -8,11 +8,11 @@ import echoic.hear as hear
 from echoic.checkpoint import save
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, tiny_model_factory):
+@pytest.fixture(scope="module", params=[1, 4], ids=["plain", "shifts4"])
+def model(request, tmp_path_factory, tiny_model_factory):
     path = tmp_path_factory.mktemp("m")
     save(tiny_model_factory(), path)
-    return hear.load_model(str(path))
+    return hear.load_model(str(path), shifts=request.param)
 
 
 def test_model_attributes(model):
