@@ -34,6 +34,21 @@ def pack_split(npz: Path, dst: Path) -> int:
     return len(blob)
 
 
+def task_folder(tasks_dir: Path, task: str) -> Path:
+    """The task folder ``<task>-*`` in ``tasks_dir`` (first in name order)."""
+    tdir = next(iter(sorted(tasks_dir.glob(f"{task}-*"))), None)
+    if tdir is None:
+        raise SystemExit(f"no task folder {task}-* in {tasks_dir}")
+    return tdir
+
+
+def copy_metadata(tdir: Path, dst: Path) -> None:
+    """The task's json/csv files (labels, splits, metadata): what probes need besides embeddings."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in [*tdir.glob("*.json"), *tdir.glob("*.csv")]:
+        shutil.copy2(f, dst / f.name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache", type=Path, required=True, help="echoic eval's embedding cache")
@@ -46,14 +61,10 @@ def main() -> None:
         name, rest = spec.split("=", 1)
         identity, tasks = rest.split(":", 1)
         for task in tasks.split(","):
-            tdir = next(iter(sorted(args.tasks_dir.glob(f"{task}-*"))), None)
-            if tdir is None:
-                raise SystemExit(f"no task folder {task}-* in {args.tasks_dir}")
+            tdir = task_folder(args.tasks_dir, task)
             meta = args.out / "tasks" / tdir.name
             if not meta.exists():  # metadata only: the probes need labels and splits, not audio
-                meta.mkdir(parents=True)
-                for f in [*tdir.glob("*.json"), *tdir.glob("*.csv")]:
-                    shutil.copy2(f, meta / f.name)
+                copy_metadata(tdir, meta)
             infos = sorted((args.cache / identity).glob(f"{tdir.name}-*/*/cache_info.json"))
             if len(infos) != 1:
                 raise SystemExit(f"expected one cache of {tdir.name} for {identity}; found {infos}")

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from pack import copy_metadata, task_folder  # beside this script
 
 
 def flac_copy(task: Path, dst: Path) -> int:
     """FLAC copies of ``task/16000/**.wav`` under ``dst/16000`` + the metadata; bytes written."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in [*task.glob("*.json"), *task.glob("*.csv")]:
-        shutil.copy2(f, dst / f.name)
+    copy_metadata(task, dst)
     total = 0
     for wav in sorted((task / "16000").rglob("*.wav")):
         out = dst / "16000" / wav.relative_to(task / "16000").with_suffix(".flac")
@@ -67,9 +66,7 @@ def main() -> None:
     (args.out / "variants.json").write_text(json.dumps(variants, indent=1) + "\n")
     jobs, total = [], 0
     for task in args.task:
-        tdir = next(iter(sorted(args.tasks_dir.glob(f"{task}-*"))), None)
-        if tdir is None:
-            raise SystemExit(f"no task folder {task}-* in {args.tasks_dir}")
+        tdir = task_folder(args.tasks_dir, task)
         total += flac_copy(tdir, args.out / "audio" / tdir.name)
         jobs += [f"{name} {tdir.name}" for name in names]
     (args.out / "audio_jobs.txt").write_text("\n".join(jobs) + "\n")

@@ -286,26 +286,20 @@ class Embedder(EmbeddingMethods):
         """Scene + native frames from the first pass; timestamps from all passes interleaved."""
         frontend = self.model.frontend
         k = len(passes)
-
-        def centres_ms(n_frames: int, j: int) -> torch.Tensor:
-            idx = torch.arange(n_frames, dtype=torch.float64)
-            centre_s = frontend.first_centre_s + frontend.hop_s * (
-                idx * self._patch_t + (self._patch_t - 1) / 2
-            )
-            return centre_s * 1000.0 + self.frame_hop_ms * j / k
-
         frames = passes[0]
-        frame_ms = centres_ms(frames.shape[0], 0)
+        idx = torch.arange(frames.shape[0], dtype=torch.float64)
+        centre_s = frontend.first_centre_s + frontend.hop_s * (
+            idx * self._patch_t + (self._patch_t - 1) / 2
+        )
+        frame_ms = centre_s * 1000.0
         if k == 1:
             fine, fine_ms = frames, frame_ms
         else:
             # element t * k + j is frame t of pass j; keep the longest prefix with no gap
             n_fine = min(p.shape[0] * k + j for j, p in enumerate(passes))
             rows = math.ceil(n_fine / k)
-            padded = [
-                torch.nn.functional.pad(p[:rows], (0, 0, 0, rows - p[:rows].shape[0]))
-                for p in passes
-            ]
+            heads = [p[:rows] for p in passes]  # a later pass may be one frame short: pad it
+            padded = [torch.nn.functional.pad(h, (0, 0, 0, rows - h.shape[0])) for h in heads]
             fine = torch.stack(padded, 1).reshape(rows * k, -1)[:n_fine]
             step = torch.arange(n_fine, dtype=torch.float64) * (self.frame_hop_ms / k)
             fine_ms = frame_ms[0] + step
