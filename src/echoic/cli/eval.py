@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--backend",
         choices=("stacked", "sequential"),
         default="stacked",
-        help="stacked: grid points trained together (default); sequential: one after another",
+        help="stacked: the probes of a unit trained together (default); sequential: one by one",
     )
     p.add_argument(
         "--threads",
@@ -64,6 +64,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--device",
         default="auto",
         help="where MLP probes train: auto (a CUDA GPU when torch sees one; default), cpu, cuda",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train MLP probe units (grid points, folds) in N processes of --threads threads "
+        "(default 1 each); CPU only. Finished units are kept, so a stopped run resumes",
     )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument(
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         threads=args.threads,
         device=args.device,
+        jobs=args.jobs,
     )
     evaluate(models, args.tasks, config)
     return 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,11 @@ import torch
 
 from echoic.evaluate.cache import TaskEmbeddings
 from echoic.evaluate.data import Scorer, SplitSet, gather
-from echoic.evaluate.fit import FitConfig, FitResult, fit_probes
+from echoic.evaluate.fit import FitConfig, fit_probes
 from echoic.evaluate.metrics import MINIMISED, report_metrics
 from echoic.evaluate.mlp import ProbeSpec
 from echoic.evaluate.task import FoldPlan, HearTask
+from echoic.evaluate.units import Unit, UnitStore, run_units
 
 HEAR_LRS = (3.2e-3, 1e-3, 3.2e-4, 1e-4)
 HEAR_INITS = ("xavier_uniform", "xavier_normal")
@@ -115,73 +117,173 @@ class ProbeOutcome:
 
 
 def run_probe(
-    task: HearTask, emb: TaskEmbeddings, config: ProbeConfig, device: str = "cpu"
+    task: HearTask,
+    emb: TaskEmbeddings,
+    config: ProbeConfig,
+    device: str = "cpu",
+    store: UnitStore | None = None,
+    jobs: int = 1,
+    threads: int = 1,
+    progress: bool = False,
+    split_grid: bool | None = None,
 ) -> ProbeOutcome:
     """Train and test ``config.protocol`` on every fold plan of ``task`` (MLP probes on
-    ``device``; the device is not part of the protocol, see :func:`resolve_device`)."""
+    ``device``; the device is not part of the protocol, see :func:`resolve_device`).
+
+    The MLP probes train in units (:mod:`echoic.evaluate.units`): for ``hear``, stage 0 is the
+    grid search on fold 0, one unit per grid point on the CPU (all points in one unit on a GPU,
+    which trains them faster together), and stage 1 the chosen point on every other fold, one
+    unit per fold; for ``linear``, one unit per fold. Finished units are kept in ``store`` (a
+    rerun skips them) and a stage's units run in ``jobs`` processes of ``threads`` threads
+    (CPU only). A probe's result does not depend on which probes share its unit (its init, dropout
+    masks and data order are its own), so neither the split nor ``jobs`` changes the protocol.
+    ``split_grid`` forces one unit per grid point (True) or one for the grid (False).
+    """
     if config.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}; found {config.protocol!r}")
     start = time.perf_counter()
     metrics = report_metrics(task.metrics, task.prediction_type, task.is_event)
     outcome = ProbeOutcome()
     plans = task.fold_plans()
-    seeds = list(range(config.seeds)) if config.protocol != "knn" else [0]
-    chosen: dict[str, Any] | None = None
-    for f, plan in enumerate(plans):
-        train, valid, test = (gather(task, emb, s) for s in (plan.train, plan.valid, plan.test))
-        valid_scorer = Scorer(task, valid, metrics)
-        test_scorer = Scorer(task, test, metrics)
-        if config.protocol == "knn":
-            probs, pp = _knn(train, valid, test, valid_scorer, config)
-            _record(outcome, plan, f, 0, test_scorer, probs, pp, {})
-            outcome.hparams = {"k": config.knn_k, "temperature": config.knn_temperature}
-            continue
-        if config.protocol == "linear":
-            chosen = {
-                "hidden_layers": 0,
-                "lr": config.linear_lr,
-                "initialization": "xavier_uniform",
-            }
-            points = [chosen]
-        else:
-            points = hear_grid(config) if f == 0 else [chosen]  # type: ignore[list-item]
-        specs = [_spec(p, s, config) for p in points for s in seeds]
-        x_train, x_valid, x_test = train.x, valid.x, test.x
-        if config.protocol == "linear":
-            x_train, x_valid, x_test = _standardise(train.x, valid.x, test.x)
+    if config.protocol == "knn":
+        _knn_probe(task, emb, config, metrics, plans, outcome)
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+    seeds = list(range(config.seeds))
+    work = _UnitWork(task, emb, config, device, metrics, plans, seeds)
+    cuda = torch.device(device).type == "cuda"
+    jobs = 1 if cuda else jobs  # forked workers cannot share a CUDA context
+    run = partial(
+        run_units, store=store, jobs=jobs, threads=threads, progress=progress, desc=task.name
+    )
+    if config.protocol == "linear":
+        work.points = [
+            {"hidden_layers": 0, "lr": config.linear_lr, "initialization": "xavier_uniform"}
+        ]
+        units = [Unit(f, (0,)) for f in range(len(plans))]
+        done = run(units, work)
+        chosen, best = work.points[0], 0
+    else:
+        work.points = hear_grid(config)
+        n = len(work.points)
+        split = not cuda if split_grid is None else split_grid
+        groups = [(i,) for i in range(n)] if split else [tuple(range(n))]
+        grid_units = [Unit(0, g) for g in groups]
+        done = run(grid_units, work)
+        valid = np.array([v for u in grid_units for v in done[u]["valid"]])
+        epochs = [e for u in grid_units for e in done[u]["epochs"]]
+        best = _select(valid, epochs, work.points, len(seeds), metrics[0], outcome)
+        chosen = work.points[best]
+        rest = [Unit(f, (best,), stage=1) for f in range(1, len(plans))]
+        done.update(run(rest, work))
+    for unit in sorted(done, key=lambda u: u.fold):
+        for run_record in done[unit]["runs"]:
+            if run_record["point"] == best:
+                outcome.runs.append({k: v for k, v in run_record.items() if k != "point"})
+        matrix = done[unit]["confusion"].get(str(best))
+        if matrix is not None:
+            matrix = np.asarray(matrix, np.int64)
+            outcome.confusion = matrix if outcome.confusion is None else outcome.confusion + matrix
+    outcome.hparams = {**chosen, **_fixed_hparams(config, task)}
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+@dataclass
+class _UnitWork:
+    """Trains one unit: the fold's data are gathered here (kept for the next unit of that fold)."""
+
+    task: HearTask
+    emb: TaskEmbeddings
+    config: ProbeConfig
+    device: str
+    metrics: list[str]
+    plans: list[FoldPlan]
+    seeds: list[int]
+    points: list[dict[str, Any]] = field(default_factory=list)
+    _fold: tuple[int, Any] | None = None
+
+    def _data(self, f: int) -> tuple[SplitSet, SplitSet, SplitSet, Scorer, Scorer]:
+        if self._fold is None or self._fold[0] != f:
+            self._fold = None  # free the previous fold's rows first
+            plan = self.plans[f]
+            train, valid, test = (
+                gather(self.task, self.emb, s) for s in (plan.train, plan.valid, plan.test)
+            )
+            if self.config.protocol == "linear":
+                train.x, valid.x, test.x = _standardise(train.x, valid.x, test.x)
+            scorers = (
+                Scorer(self.task, valid, self.metrics),
+                Scorer(self.task, test, self.metrics),
+            )
+            self._fold = (f, (train, valid, test, *scorers))
+        return self._fold[1]
+
+    def __call__(self, unit: Unit) -> dict[str, Any]:
+        task, config = self.task, self.config
+        train, valid, test, valid_scorer, test_scorer = self._data(unit.fold)
+        pairs = [(p, s) for p in unit.points for s in self.seeds]
+        specs = [_spec(self.points[p], s, config) for p, s in pairs]
         result = fit_probes(
             specs,
-            x_train,
+            train.x,
             train.targets if task.prediction_type == "multilabel" else train.labels,
-            x_valid,
+            valid.x,
             valid_scorer.validation,
-            metrics[0],
+            self.metrics[0],
             task.n_labels,
             task.prediction_type == "multilabel",
-            replace(config.fit_config(task, seed=f), device=device),
+            replace(config.fit_config(task, seed=unit.fold), device=self.device),
             config.backend,
             groups=train.offsets,
             group_split=train.file_split,
         )
-        if config.protocol == "hear" and f == 0:
-            best = _select(result, points, len(seeds), metrics[0], outcome)
-            chosen = points[best]
-            keep = list(range(best * len(seeds), (best + 1) * len(seeds)))
-        else:
-            keep = list(range(len(specs)))
-        probs_all = result.predict(x_test, task.prediction_type == "multilabel")
-        for k in keep:
-            extra = {
+        probs_all = result.predict(test.x, task.prediction_type == "multilabel")
+        plan = self.plans[unit.fold]
+        runs, confusion = [], {}
+        for k, (p, s) in enumerate(pairs):
+            pp = result.best_extra[k]
+            run = {
+                "fold": plan.name,
+                "fold_index": unit.fold,
+                "seed": s,
+                "test": test_scorer.test(probs_all[k], pp),
                 "valid_score": float(result.best_score[k]),
                 "best_epoch": int(result.best_epoch[k]),
                 "epochs_run": int(result.epochs_run[k]),
                 "train_seconds": result.seconds,
+                "point": p,
             }
-            pp = result.best_extra[k]
-            _record(outcome, plan, f, specs[k].seed, test_scorer, probs_all[k], pp, extra)
-        outcome.hparams = {**(chosen or {}), **_fixed_hparams(config, task)}
-    outcome.seconds = time.perf_counter() - start
-    return outcome
+            if pp is not None:
+                run["postprocessing"] = {"median_filter_ms": pp[0], "min_duration": pp[1]}
+            runs.append(run)
+            matrix = test_scorer.confusion(probs_all[k])
+            if matrix is not None:
+                confusion[str(p)] = matrix + confusion.get(str(p), 0)
+        return {
+            "runs": runs,
+            "valid": result.best_score.tolist(),
+            "epochs": result.best_epoch.tolist(),
+            "confusion": confusion,
+        }
+
+
+def _knn_probe(
+    task: HearTask,
+    emb: TaskEmbeddings,
+    config: ProbeConfig,
+    metrics: list[str],
+    plans: list[FoldPlan],
+    outcome: ProbeOutcome,
+) -> None:
+    """Deterministic and quick: one run per fold, no units."""
+    for f, plan in enumerate(plans):
+        train, valid, test = (gather(task, emb, s) for s in (plan.train, plan.valid, plan.test))
+        valid_scorer = Scorer(task, valid, metrics)
+        test_scorer = Scorer(task, test, metrics)
+        probs, pp = _knn(train, valid, test, valid_scorer, config)
+        _record(outcome, plan, f, 0, test_scorer, probs, pp, {})
+    outcome.hparams = {"k": config.knn_k, "temperature": config.knn_temperature}
 
 
 def _spec(point: dict[str, Any], seed: int, config: ProbeConfig) -> ProbeSpec:
@@ -207,24 +309,20 @@ def _fixed_hparams(config: ProbeConfig, task: HearTask) -> dict[str, Any]:
 
 
 def _select(
-    result: FitResult, points: list[dict[str, Any]], n_seeds: int, metric: str, out: ProbeOutcome
+    valid: np.ndarray,
+    epochs: list[int],
+    points: list[dict[str, Any]],
+    n_seeds: int,
+    metric: str,
+    out: ProbeOutcome,
 ) -> int:
     """Index of the grid point with the best mean validation score over seeds (first on ties)."""
-    means = result.best_score.reshape(len(points), n_seeds).mean(1)
-    for p, m, scores, epochs in zip(
-        points,
-        means,
-        result.best_score.reshape(len(points), n_seeds),
-        result.best_epoch.reshape(len(points), n_seeds),
-        strict=True,
-    ):
+    scores = valid.reshape(len(points), n_seeds)
+    means = scores.mean(1)
+    best_epochs = np.asarray(epochs).reshape(len(points), n_seeds)
+    for p, m, sc, ep in zip(points, means, scores, best_epochs, strict=True):
         out.grid.append(
-            {
-                "hparams": p,
-                "valid_mean": float(m),
-                "valid": scores.tolist(),
-                "epochs": epochs.tolist(),
-            }
+            {"hparams": p, "valid_mean": float(m), "valid": sc.tolist(), "epochs": ep.tolist()}
         )
     sign = -1.0 if metric in MINIMISED else 1.0
     return int(np.argmax(sign * means))

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from echoic.embed.base import EmbeddingModel
+from echoic.errors import ConfigError
 from echoic.evaluate.cache import embed_task
 from echoic.evaluate.fit import resolve_device
 from echoic.evaluate.metrics import check_metric_names, report_metrics
@@ -36,6 +37,7 @@ from echoic.evaluate.results import (
     write_result,
 )
 from echoic.evaluate.task import HearTask, find_tasks, load_task
+from echoic.evaluate.units import UnitStore
 
 ModelLike = str | EmbeddingModel | Callable[[], EmbeddingModel]
 
@@ -52,6 +54,7 @@ class EvalConfig:
     threads: int | None = None  # torch threads for probes (None: 1 for linear/knn, else as is)
     resume: bool = True  # skip (model, task, protocol) results already in ``out`` with this config
     device: str = "auto"  # where MLP probes train: auto (a CUDA GPU if torch sees one), cpu, cuda
+    jobs: int = 1  # MLP probe units trained in this many processes (CPU; see evaluate.units)
 
     @property
     def cache_dir(self) -> Path:
@@ -83,6 +86,10 @@ def evaluate(
     """
     config = config or EvalConfig()
     config = replace(config, device=resolve_device(config.device))
+    if not (isinstance(config.jobs, int) and config.jobs >= 1):
+        raise ConfigError(
+            f"jobs must be an integer ≥ 1 (processes for probe units); found {config.jobs!r}"
+        )
     task_list = [load_task(p) for p in find_tasks(list(tasks))]
     for t in task_list:
         check_metric_names(t.metrics)
@@ -142,9 +149,26 @@ def _one(
     probe_threads = config.threads or (1 if config.probe.protocol in ("linear", "knn") else None)
     if probe_threads:
         torch.set_num_threads(probe_threads)
+    # finished probe units of an interrupted run are kept beside the result, keyed by all that
+    # defines the work; they are removed once the result is written
+    store = UnitStore(
+        done.parent / ".units" / f"{task.name}.{config.probe.protocol}-"
+        f"{UnitStore.key(identity, asdict(config.probe), task.key)}"
+    )
+    if not config.resume:
+        store.clear()
     start = time.perf_counter()
     try:
-        outcome = run_probe(task, emb, config.probe, device=config.device)
+        outcome = run_probe(
+            task,
+            emb,
+            config.probe,
+            device=config.device,
+            store=store,
+            jobs=config.jobs,
+            threads=probe_threads or 1,
+            progress=config.progress,
+        )
     finally:
         torch.set_num_threads(threads)
     probe_s = time.perf_counter() - start
@@ -183,6 +207,7 @@ def _one(
     if outcome.confusion is not None:
         record["confusion"] = {"labels": task.vocabulary, "matrix": outcome.confusion}
     write_result(record, result_path(config.out, name, task.name, config.probe.protocol))
+    store.clear()
     s = scores[metrics[0]]
     std = "" if s["std"] is None or math.isnan(s["std"]) else f" ± {s['std']:.3f}"
     log(
