@@ -88,6 +88,11 @@ def test_units_of_other_settings_are_not_reused(scene_task: Path, tmp_path: Path
     )
     evaluate([BandEnergyModel()], [scene_task], other, log=lambda _: None)
     assert counted_fit["calls"] == 3 + 2  # another probe config: nothing reused
+    # its result replaced the stopped run's, whose unit was dropped with it
+    assert not list(tmp_path.glob("*/.units/*/*.json"))
+    counted_fit.update(calls=0, fail_at=2)
+    with pytest.raises(RuntimeError):
+        evaluate([BandEnergyModel()], [scene_task], _config(tmp_path), log=lambda _: None)
     counted_fit.update(calls=0, fail_at=2)
     with pytest.raises(RuntimeError):  # the first config again, told not to resume
         evaluate(

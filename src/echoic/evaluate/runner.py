@@ -207,7 +207,9 @@ def _one(
     if outcome.confusion is not None:
         record["confusion"] = {"labels": task.vocabulary, "matrix": outcome.confusion}
     write_result(record, result_path(config.out, name, task.name, config.probe.protocol))
-    store.clear()
+    # this result replaces any earlier one, so units of any settings for it are obsolete
+    for stale in store.directory.parent.glob(f"{task.name}.{config.probe.protocol}-*"):
+        UnitStore(stale).clear()
     s = scores[metrics[0]]
     std = "" if s["std"] is None or math.isnan(s["std"]) else f" ± {s['std']:.3f}"
     log(
