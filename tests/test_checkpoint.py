@@ -93,7 +93,9 @@ def test_default_model_is_the_bundled_trained_echoic_tiny():
     assert not default.config.untrained and "UNTRAINED" not in default.label
     assert default.config.name == "echoic-tiny" and default.config.objective == "eat"
     assert default.config.data_hash and default.config.step > 0
-    assert default.config.embed == {"layer": -1, "freq_pool": "concat"}
+    embed = {"layer": -1, "freq_pool": "concat", "chunk_s": 2.56, "overlap_s": 0.64}
+    assert default.config.embed == embed
+    assert echoic.Embedder(default).config.chunk_s == 2.56  # the recommendation is applied
     for (ka, va), (kb, vb) in zip(
         default.state_dict().items(), tiny.state_dict().items(), strict=True
     ):
