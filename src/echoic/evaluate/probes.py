@@ -242,21 +242,15 @@ class _UnitWork:
         plan = self.plans[unit.fold]
         runs, confusion = [], {}
         for k, (p, s) in enumerate(pairs):
-            pp = result.best_extra[k]
-            run = {
-                "fold": plan.name,
-                "fold_index": unit.fold,
-                "seed": s,
-                "test": test_scorer.test(probs_all[k], pp),
+            extra = {
                 "valid_score": float(result.best_score[k]),
                 "best_epoch": int(result.best_epoch[k]),
                 "epochs_run": int(result.epochs_run[k]),
                 "train_seconds": result.seconds,
                 "point": p,
             }
-            if pp is not None:
-                run["postprocessing"] = {"median_filter_ms": pp[0], "min_duration": pp[1]}
-            runs.append(run)
+            pp = result.best_extra[k]
+            runs.append(_run(plan, unit.fold, s, test_scorer, probs_all[k], pp, extra))
             matrix = test_scorer.confusion(probs_all[k])
             if matrix is not None:
                 confusion[str(p)] = matrix + confusion.get(str(p), 0)
@@ -328,6 +322,26 @@ def _select(
     return int(np.argmax(sign * means))
 
 
+def _run(
+    plan: FoldPlan,
+    fold: int,
+    seed: int,
+    scorer: Scorer,
+    probs: np.ndarray,
+    postprocessing: Any,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """One run's record: its test scores (events decoded with ``postprocessing``) and ``extra``."""
+    test = scorer.test(probs, postprocessing)
+    run = {"fold": plan.name, "fold_index": fold, "seed": seed, "test": test, **extra}
+    if postprocessing is not None:
+        run["postprocessing"] = {
+            "median_filter_ms": postprocessing[0],
+            "min_duration": postprocessing[1],
+        }
+    return run
+
+
 def _record(
     out: ProbeOutcome,
     plan: FoldPlan,
@@ -338,13 +352,7 @@ def _record(
     postprocessing: Any,
     extra: dict[str, Any],
 ) -> None:
-    test = scorer.test(probs, postprocessing)
-    run = {"fold": plan.name, "fold_index": fold, "seed": seed, "test": test, **extra}
-    if postprocessing is not None:
-        run["postprocessing"] = {
-            "median_filter_ms": postprocessing[0],
-            "min_duration": postprocessing[1],
-        }
+    run = _run(plan, fold, seed, scorer, probs, postprocessing, extra)
     out.runs.append(run)
     confusion = scorer.confusion(probs)
     if confusion is not None:

@@ -206,7 +206,7 @@ def _one(
     }
     if outcome.confusion is not None:
         record["confusion"] = {"labels": task.vocabulary, "matrix": outcome.confusion}
-    write_result(record, result_path(config.out, name, task.name, config.probe.protocol))
+    write_result(record, done)
     # this result replaces any earlier one, so units of any settings for it are obsolete
     for stale in store.directory.parent.glob(f"{task.name}.{config.probe.protocol}-*"):
         UnitStore(stale).clear()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from echoic.evaluate.results import jsonable
+from echoic.evaluate.results import jsonable, write_result
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,7 @@ class UnitStore:
             return None  # a damaged file is redone rather than trusted
 
     def put(self, unit: Unit, result: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(unit).with_suffix(".partial")
-        tmp.write_text(json.dumps(jsonable(result)))
-        os.replace(tmp, self._path(unit))
+        write_result(result, self._path(unit))  # atomic, like a result record
 
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
