@@ -1,12 +1,12 @@
 #!/bin/bash
 # Here, from the repository root: pack the four calls of the torchcrepe_full GPU run into .xfer/g1..g4
-# (see ../README.md). Needs the venv with the peers installed (make install-peers), ../shared/data and
-# the tasks built here (TASKS, for the md5 lists). Then, with the bundled model file emptied for the
+# (see ../README.md). Needs the venv with the peers installed (`make test-peers` installs them), ../shared/data and
+# the tasks built here (TASKS, default tasks/ as in docs/evaluation.md; for the md5 lists). Then, with the bundled model file emptied for the
 # calls (`: > src/echoic/models/echoic-tiny/model.safetensors`; `git checkout` it after), four run
 # calls back to back: bash scripts/gpu_probes/crepe_full/g1.sh (carry .xfer/g1), g2.sh (.xfer/g2,
 # and .xfer/n5 if its jobs are wanted), g3.sh (.xfer/g3), g4.sh SECONDS (.xfer/g4).
 set -eu
-TASKS=${TASKS:-results/tasks}; DATA=${DATA:-../shared/data}
+TASKS=${TASKS:-tasks}; DATA=${DATA:-../shared/data}
 P=$(.venv/bin/python -c 'import torchcrepe, os; print(os.path.dirname(os.path.dirname(torchcrepe.__file__)))')
 rm -rf .xfer/g1 .xfer/g2 .xfer/g3 .xfer/g4
 mkdir -p .xfer/g1/site .xfer/g2 .xfer/g3/data .xfer/g4/data
