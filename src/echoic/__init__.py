@@ -3,7 +3,8 @@
 Public API (imported lazily so ``import echoic.data`` stays light)::
 
     import echoic
-    model = echoic.load("echoic-default")        # or a model directory
+    model = echoic.load("echoic-default")        # or a model directory, or any `echoic models` name
+    card = echoic.find_card("echoic-default")    # what it is, without building it
     embedder = echoic.Embedder(model)
     scene = embedder.scene_embeddings(audio, sample_rate=16000)
 """
@@ -16,10 +17,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load": "echoic.checkpoint",
+    "load": "echoic.cards",
     "save": "echoic.checkpoint",
     "list_models": "echoic.checkpoint",
     "EchoicModel": "echoic.checkpoint",
+    "ModelCard": "echoic.cards",
+    "find_card": "echoic.cards",
+    "list_cards": "echoic.cards",
     "Embedder": "echoic.embed.embedder",
     "load_audio": "echoic.data.audio",
 }

@@ -1,9 +1,10 @@
-"""Model directories: ``model.safetensors`` + ``config.json``, and the named-model registry.
+"""Model directories (``model.safetensors`` + ``config.json``) and loading echoic models by name.
 
 A model directory is self-describing: ``config.json`` holds the format version, the echoic version,
 the encoder name + full config, the frontend name + full config (normalisation stats included), the
 objective, step and data hash of training, and provenance / licence. ``load`` accepts a directory or
-a registered name (``list_models()``); weights are read with safetensors only (no pickle).
+a registered echoic model name (the card registry, :mod:`echoic.cards`, holds every name); weights
+are read with safetensors only (no pickle).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from echoic.config import from_dict, to_dict
 from echoic.encoders.vit import build_encoder
 from echoic.errors import CheckpointError
 from echoic.features.base import build_frontend
-from echoic.registry import Registry, unknown_name_message
+from echoic.registry import unknown_name_message
 from echoic.types import AudioBatch, EncoderOutput
 
 FORMAT_VERSION = 1
@@ -90,66 +91,30 @@ class EchoicModel(torch.nn.Module):
         return self.encoder(self.frontend(batch), keep_idx=keep_idx)
 
 
-# name → zero-argument factory returning a ready model
-MODELS: Registry[Callable[[], EchoicModel]] = Registry("model")
-
-
-def _random_init(config: ModelConfig, seed: int) -> EchoicModel:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = EchoicModel(config)
-    return model.eval()
-
-
-def _untrained_tiny() -> EchoicModel:
-    return _random_init(
-        ModelConfig(
-            encoder="vit_tiny",
-            frontend="kaldi_fbank",
-            name="echoic-untrained-tiny",
-            untrained=True,
-            licence="Apache-2.0",
-            provenance={"origin": "fixed random initialisation", "seed": 0},
-        ),
-        seed=0,
-    )
-
-
-MODELS.register("echoic-untrained-tiny", _untrained_tiny)
-
-
-def _bundled(path: Path) -> Callable[[], EchoicModel]:
-    return lambda: load_dir(path)
-
-
-if BUNDLED_DIR.is_dir():
-    for _cfg in sorted(BUNDLED_DIR.glob(f"*/{CONFIG_FILE}")):
-        MODELS.register(_cfg.parent.name, _bundled(_cfg.parent))
-# The default: the bundled trained model (docs/models/echoic-tiny.md); a checkout without it
-# falls back to the untrained tiny encoder, which says UNTRAINED wherever it is named.
-if (BUNDLED_DIR / BUNDLED_DEFAULT / CONFIG_FILE).is_file():
-    MODELS.register(DEFAULT_MODEL, _bundled(BUNDLED_DIR / BUNDLED_DEFAULT))
-else:
-    MODELS.register(DEFAULT_MODEL, _untrained_tiny)
-
-
 def list_models() -> list[str]:
-    """Names accepted by :func:`load` besides model directories."""
-    return MODELS.names()
+    """Every registered model name (the card registry, :mod:`echoic.cards`): what ``load`` and
+    every CLI verb accept besides model directories."""
+    from echoic.cards import CARDS
+
+    return CARDS.names()
 
 
 def load(path_or_name: str | os.PathLike[str] = DEFAULT_MODEL) -> EchoicModel:
-    """Load a model directory or a registered model name; returns the model in eval mode."""
-    path = Path(path_or_name)
-    if path.is_dir():
-        return load_dir(path)
-    name = str(path_or_name)
-    if name in MODELS:
-        return MODELS.get(name)()
-    raise CheckpointError(
-        unknown_name_message("model", name, MODELS.names())
-        + f" Or pass a directory holding {WEIGHTS_FILE} + {CONFIG_FILE} (written by echoic.save)."
-    )
+    """Load an echoic (or converted) model directory or registered name, in eval mode.
+
+    Names resolve through the card registry (:func:`echoic.cards.find_card`); a baseline or peer
+    name raises — :func:`echoic.load` builds any card, this function only echoic models.
+    """
+    from echoic.cards import ECHOIC_KINDS, find_card
+
+    card = find_card(path_or_name)
+    if card.kind not in ECHOIC_KINDS:
+        raise CheckpointError(
+            f"{str(path_or_name)!r} is a {card.kind} model, not an echoic model (expected a kind "
+            f"in {ECHOIC_KINDS}); build it with echoic.load({str(path_or_name)!r}) or "
+            "echoic.zoo.registry.resolve_model, or pass an echoic model name or directory"
+        )
+    return card.build()
 
 
 def read_config(path: str | os.PathLike[str]) -> ModelConfig:

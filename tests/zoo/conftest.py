@@ -15,10 +15,10 @@ _MODELS: dict[str, object] = {}
 
 
 def require_available(name: str) -> None:
-    """Skip (or fail under ECHOIC_REQUIRE_PEERS=1) when zoo entry ``name`` cannot run here."""
-    from echoic.zoo.registry import ZOO
+    """Skip (or fail under ECHOIC_REQUIRE_PEERS=1) when model card ``name`` cannot run here."""
+    from echoic.cards import CARDS
 
-    reason = ZOO.get(name).unavailable_reason()
+    reason = CARDS.get(name).unavailable_reason()
     if reason:
         if os.environ.get("ECHOIC_REQUIRE_PEERS") == "1":
             pytest.fail(f"ECHOIC_REQUIRE_PEERS=1 but {reason}")

@@ -12,6 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 
+import echoic
+
 
 @pytest.mark.parametrize("capacity", ["tiny", "full"])
 def test_torchcrepe_matches_package(zoo_model, clip_factory, capacity):
@@ -100,7 +102,7 @@ def test_aisfx_matches_package(zoo_model, clip_factory, tmp_path):
 
 
 def test_missing_peer_reports_one_line(monkeypatch):
-    from echoic.zoo import registry
+    from echoic.cards import CARDS
     from echoic.zoo.registry import ModelUnavailable, ZooEntry, resolve_model
 
     entry = ZooEntry(
@@ -115,17 +117,19 @@ def test_missing_peer_reports_one_line(monkeypatch):
     reason = entry.unavailable_reason()
     assert reason is not None and "\n" not in reason
     assert "echoic_surely_missing_module" in reason and "pip install --no-deps" in reason
-    monkeypatch.setitem(registry.ZOO._entries, entry.name, entry)
+    monkeypatch.setitem(CARDS._entries, entry.name, entry)
     with pytest.raises(ModelUnavailable, match="surely-missing"):
         resolve_model("not_installed_peer")
+    with pytest.raises(ModelUnavailable, match="surely-missing"):
+        echoic.load("not_installed_peer")
 
 
 def test_require_peers_turns_skips_into_failures(monkeypatch, require_peer):
-    from echoic.zoo import registry
+    from echoic.cards import CARDS
     from echoic.zoo.registry import ZooEntry
 
     entry = ZooEntry("fake_missing", "peer", "MIT", lambda: None, requires=("echoic_no_such",))
-    monkeypatch.setitem(registry.ZOO._entries, entry.name, entry)
+    monkeypatch.setitem(CARDS._entries, entry.name, entry)
     monkeypatch.setenv("ECHOIC_REQUIRE_PEERS", "1")
     with pytest.raises(pytest.fail.Exception, match="ECHOIC_REQUIRE_PEERS"):
         require_peer("fake_missing")

@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
+    from echoic.cards import list_cards
     from echoic.checkpoint import DEFAULT_MODEL
     from echoic.evaluate import EvalConfig, ProbeConfig, evaluate
     from echoic.tasks.paths import resolve_data_dir
     from echoic.tasks.writer import BuildResult, build_tasks, task_names
-    from echoic.zoo.registry import ZOO
 
     start = time.perf_counter()
     out = Path(args.out)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.models:
         models = [m for m in args.models.split(",") if m]
     else:
-        baselines = [n for n, e in ZOO.items() if e.kind == "baseline"]
+        baselines = [card.name for card in list_cards() if card.kind == "baseline"]
         models = [DEFAULT_MODEL, *baselines]
     print(f"echoic demo: evaluating {', '.join(models)} ({args.protocol}, {args.seeds} seeds)")
     config = EvalConfig(

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         action="append",
         default=[],
-        help="echoic model name/dir or zoo baseline (repeatable); default: echoic-default",
+        help="a model name (any of `echoic models`) or model directory (repeatable); default: "
+        "echoic-default",
     )
     p.add_argument(
         "--cached-model",

@@ -1,4 +1,9 @@
-"""`echoic models`: every model name accepted by embed/eval — zoo entries and echoic models."""
+"""`echoic models`: every model card (echoic, converted, baseline, peer), listed without building.
+
+Rows come from :mod:`echoic.cards`: sizes and rates are what the cards declare (``config.json`` for
+echoic models, the zoo entry's fields otherwise); availability is whether a card's optional
+packages can be found, checked without importing them.
+"""
 
 from __future__ import annotations
 
@@ -9,81 +14,58 @@ from typing import Any
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "models", help="list registered models: kind, sizes, sample rate, licence, availability"
+        "models",
+        help="list registered models: kind, sizes, sample rate, availability, origin, licence",
     )
-    p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON lines instead of a table (adds architecture, layer sizes, origin sha256, "
+        "install hint, notes)",
+    )
     p.set_defaults(func=run)
 
 
-def echoic_kind(provenance: dict[str, Any]) -> str:
-    """'converted' for checkpoints converted from public weights, else 'echoic'."""
-    return "converted" if provenance.get("converted_from") else "echoic"
-
-
 def model_rows() -> list[dict[str, Any]]:
-    """One dict per registered model (zoo entries first, then echoic ``MODELS``)."""
-    from echoic.checkpoint import MODELS
-    from echoic.zoo.registry import ZOO
+    """One dict per registered card, sorted by name (:meth:`echoic.cards.ModelCard.describe`)."""
+    from echoic.cards import list_cards
+
+    return [card.describe() for card in list_cards()]
+
+
+def _table_rows() -> list[tuple[str, ...]]:
+    from echoic.cards import list_cards
 
     rows = []
-    for name, entry in ZOO.items():
-        reason = entry.unavailable_reason()
-        needs = entry.extra.get("needs_path")
+    for card in list_cards():
         rows.append(
-            {
-                "name": name,
-                "kind": entry.kind,
-                "embedding_size": entry.embedding_size,
-                "sample_rate": entry.sample_rate,
-                "licence": entry.licence,
-                "available": reason is None,
-                "status": reason or (f"yes (needs {needs})" if needs else "yes"),
-                "install": entry.install if reason else "",
-                "notes": entry.notes,
-            }
-        )
-    from echoic.embed.embedder import Embedder
-
-    for name, factory in MODELS.items():
-        model = factory()
-        rows.append(
-            {
-                "name": name,
-                "kind": echoic_kind(model.config.provenance),
-                "embedding_size": int(Embedder(model).embedding_size),  # its recommended pooling
-                "sample_rate": model.sample_rate,
-                "licence": model.config.licence or "unknown",
-                "available": True,
-                "status": "yes",
-                "install": "",
-                "notes": model.label,
-            }
+            (
+                card.name,
+                card.kind,
+                str(card.embedding_size or "?"),
+                str(card.sample_rate or "?"),
+                "yes" if card.available() else "no",
+                card.origin.short(),
+                card.licence,
+                card.unavailable_reason() or "",
+                str(card.extra.get("needs_path") or ""),
+            )
         )
     return rows
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = model_rows()
     if args.json:
-        for row in rows:
+        for row in model_rows():
             print(json.dumps(row, sort_keys=True))
         return 0
-    header = ("name", "kind", "dim", "rate", "available", "licence")
-    table = [
-        (
-            r["name"],
-            r["kind"],
-            str(r["embedding_size"] or "?"),
-            str(r["sample_rate"] or "?"),
-            "yes" if r["available"] else "no",
-            r["licence"],
-        )
-        for r in rows
-    ]
+    header = ("name", "kind", "dim", "rate", "available", "origin", "licence")
+    rows = _table_rows()
+    table = [row[: len(header)] for row in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
     for line in [header, *table]:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    notes = [f"- {r['name']}: {r['status']}" for r in rows if r["status"] != "yes"]
+    notes = [f"- {row[0]}: {row[7] or f'yes (needs {row[8]})'}" for row in rows if row[7] or row[8]]
     if notes:
         print()
         print("\n".join(notes))

@@ -12,8 +12,10 @@ from typing import Any
 
 import torch
 
+from echoic.cards import ECHOIC_KINDS, find_card
 from echoic.checkpoint import DEFAULT_MODEL
 from echoic.embed.embedder import Embedder
+from echoic.errors import CheckpointError
 
 
 class HearModel(torch.nn.Module):
@@ -29,7 +31,14 @@ class HearModel(torch.nn.Module):
 
 
 def load_model(model_file_path: str = "", **opts: Any) -> HearModel:
-    return HearModel(Embedder(model_file_path or DEFAULT_MODEL, **opts))
+    card = find_card(model_file_path or DEFAULT_MODEL)  # names resolve through the card registry
+    if card.kind not in ECHOIC_KINDS:
+        raise CheckpointError(
+            f"the HEAR module serves echoic models (kinds {ECHOIC_KINDS}); {card.name!r} is a "
+            f"{card.kind} model: evaluate it with echoic eval --model {card.name}, or pass an "
+            "echoic model name or directory"
+        )
+    return HearModel(Embedder(card.build(), **opts))
 
 
 def _check_audio(audio: torch.Tensor, model: HearModel) -> torch.Tensor:

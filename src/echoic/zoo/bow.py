@@ -16,7 +16,8 @@ code counts) and bag-of-audio-words before it:
 
 Fit with ``echoic fit-bow --audio DIR --out model/`` (:mod:`echoic.zoo.bow_fit`); the directory is
 an echoic model directory (``model.safetensors`` + ``config.json``, encoder ``"bow"``) accepted
-wherever a model is (``resolve_model(dir)``), or ``resolve_model("bow", path=dir)``.
+wherever a model is (``echoic.load(dir)``, ``resolve_model(dir)``), or
+``resolve_model("bow", path=dir)``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from echoic.cards import ModelCard, Origin
 from echoic.checkpoint import (
     CONFIG_FILE,
     FORMAT_VERSION,
@@ -238,6 +240,13 @@ def build(path: str | os.PathLike[str] | None = None, **options: Any) -> BowMode
     return load_bow(path, **options)
 
 
+def _fitted_card(card: ModelCard, config: ModelConfig) -> ModelCard:
+    """The card of a fitted directory: its own sizes (``sum(codebook_sizes)``, its rate)."""
+    fitted = from_dict(BowConfig, config.encoder_config, where=f"{card.name}/{CONFIG_FILE}")
+    size, rate = sum(fitted.codebook_sizes), fitted.sample_rate
+    return dataclasses.replace(card, embedding_size=size, sample_rate=rate)
+
+
 register(
     ZooEntry(
         name="bow",
@@ -248,6 +257,9 @@ register(
         embedding_size=128,
         sample_rate=16000,
         checkpoint_encoder=BOW_ENCODER,
+        architecture="echoic.zoo.bow.BowModel (patch auto-encoders + k-means on logmel)",
+        origin=Origin(source="fit on unlabelled audio with echoic fit-bow"),
+        adapt_to_directory=_fitted_card,
         extra={"needs_path": "a model directory written by echoic fit-bow"},
     )
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from echoic.cards import Origin
 from echoic.config import from_dict
 from echoic.features.base import build_frontend
 from echoic.zoo.registry import ZooEntry, register
@@ -79,5 +80,6 @@ register(
         notes="mean and std of 64 log-mel bands; frames: 250 ms context every 40 ms",
         embedding_size=128,
         sample_rate=16000,
+        origin=Origin(source="no weights: statistics of the input"),
     )
 )

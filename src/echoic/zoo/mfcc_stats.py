@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from echoic.cards import Origin
 from echoic.config import from_dict
 from echoic.errors import ConfigError
 from echoic.features.base import build_frontend
@@ -117,5 +118,6 @@ register(
         notes="20 MFCC + delta + delta-delta (40 mel bands), mean and std",
         embedding_size=120,
         sample_rate=16000,
+        origin=Origin(source="no weights: statistics of the input"),
     )
 )

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from echoic.cards import Origin
 from echoic.config import from_dict, to_dict
 from echoic.errors import ConfigError
 from echoic.zoo.base import NativeFrames, ZooModel, file_digest
@@ -160,5 +161,9 @@ register(
         notes="sound-effects CNN (X-Sequential-CE), 512-d per 2.3 s block every 1.16 s, 44.1 kHz",
         embedding_size=512,
         sample_rate=SAMPLE_RATE,
+        origin=Origin(
+            source="PyPI aisfx 0.1.2 (weights inside the package)",
+            package_file="aisfx:models/checkpoint.pth",
+        ),
     )
 )

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from echoic.cards import Origin
 from echoic.config import from_dict, to_dict
 from echoic.errors import ConfigError
 from echoic.zoo.base import NativeFrames, ZooModel, file_digest
@@ -119,5 +120,9 @@ register(
         notes="Google speech_embedding (openWakeWord 0.5.1 ONNX), 96-d every 80 ms",
         embedding_size=96,
         sample_rate=16000,
+        origin=Origin(
+            source="PyPI openwakeword 0.5.1 (ONNX models inside the package)",
+            package_file="openwakeword:resources/models/embedding_model.onnx",
+        ),
     )
 )

