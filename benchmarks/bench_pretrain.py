@@ -45,7 +45,7 @@ from echoic.layers import token_grid
 from echoic.layers.fused import fused_inference
 from echoic.objectives import build_objective
 from echoic.train.config import load_config
-from echoic.types import Features
+from echoic.types import Features, TrainBatch
 
 RECIPES = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
 AST_NORM = {"window": "hanning", "n_mels": 128, "mean": -4.2677393, "std": 9.1379948}
@@ -150,7 +150,7 @@ def measure(method: str, encoder: str, features: Features, repeats: int) -> Row:
     generator = torch.Generator().manual_seed(0)
 
     def forward_backward() -> None:
-        objective(features, generator).loss.backward()
+        objective(TrainBatch.of(features), generator).loss.backward()
 
     step_flops = count_flops(forward_backward)
     params = [p for p in objective.parameters() if p.requires_grad]

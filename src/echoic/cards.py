@@ -241,16 +241,8 @@ def declared_sizes(config: ModelConfig) -> tuple[int, int, tuple[int, ...]]:
     where = f"model {config.name or config.encoder!r}"
     frontend_class, _ = FRONTENDS.get(config.frontend)
     frontend = from_dict(frontend_class, config.frontend_config, where=f"{where} frontend_config")
-    encoder = encoder_config(config.encoder, **config.encoder_config)
-    width, depth = getattr(encoder, "dim", None), getattr(encoder, "depth", None)
-    if not isinstance(width, int) or not isinstance(depth, int):
-        raise CheckpointError(
-            f"{where}: cannot declare sizes without building: encoder {config.encoder!r} config "
-            f"has no integer dim/depth (found {type(encoder).__name__}); give its config dim and "
-            "depth fields or extend echoic.cards.declared_sizes"
-        )
-    patch, n_bins = getattr(encoder, "patch", None), getattr(encoder, "n_bins", None)
-    freq_tokens = n_bins // patch[0] if patch and n_bins else 1
+    spec = encoder_config(config.encoder, **config.encoder_config).spec()
+    width, depth, freq_tokens = spec.width, spec.depth, spec.freq_tokens
     pool = config.embed.get("freq_pool", DEFAULT_FREQ_POOL)
     size = width * freq_tokens if pool == "concat" else width
     return int(frontend.sample_rate), size, (size,) * (depth + 1)

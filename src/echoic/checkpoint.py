@@ -22,9 +22,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from echoic.config import from_dict, to_dict
-from echoic.encoders.vit import build_encoder
+from echoic.encoders import build_encoder
+from echoic.encoders.base import EncoderSpec, TokenGeometry, token_geometry
 from echoic.errors import CheckpointError
-from echoic.features.base import build_frontend
+from echoic.features.base import Frontend, build_frontend
 from echoic.registry import unknown_name_message
 from echoic.types import AudioBatch, EncoderOutput
 
@@ -57,6 +58,32 @@ class ModelConfig:
     settings override them."""
 
 
+def check_pairing(
+    spec: EncoderSpec, frontend: Frontend, encoder_name: str, frontend_name: str
+) -> None:
+    """Raise :class:`CheckpointError` unless ``frontend`` gives what the encoder reads: the same
+    input kind (spectral frames or waveform samples), bin count and channel count."""
+    if spec.input != frontend.output_kind:
+        want = "waveform" if spec.input == "waveform" else "kaldi_fbank"
+        raise CheckpointError(
+            f"encoder {encoder_name!r} reads {spec.input} but frontend {frontend_name!r} gives "
+            f"{frontend.output_kind}; use frontend={want!r} (or another frontend giving "
+            f"{spec.input}) with it."
+        )
+    if frontend.n_bins != spec.n_bins:
+        raise CheckpointError(
+            f"frontend gives {frontend.n_bins} bins but encoder {encoder_name!r} expects "
+            f"{spec.n_bins}; set frontend_config n_mels={spec.n_bins} or encoder_config n_bins "
+            "to match."
+        )
+    if frontend.channels != spec.channels:
+        raise CheckpointError(
+            f"frontend gives {frontend.channels} channel(s) but encoder {encoder_name!r} reads "
+            f"{spec.channels}; set frontend_config channels={spec.channels} or the encoder's "
+            "in_channels to match."
+        )
+
+
 class EchoicModel(torch.nn.Module):
     """Frontend + encoder: ``AudioBatch → EncoderOutput``. Built from a :class:`ModelConfig`."""
 
@@ -70,16 +97,19 @@ class EchoicModel(torch.nn.Module):
             encoder_config=to_dict(self.encoder.config),
             frontend_config=to_dict(self.frontend.config),
         )
-        if self.frontend.n_bins != self.encoder.config.n_bins:
-            raise CheckpointError(
-                f"frontend gives {self.frontend.n_bins} bins but encoder {config.encoder!r} expects "
-                f"{self.encoder.config.n_bins}; set frontend_config n_mels={self.encoder.config.n_bins} "
-                "or encoder_config n_bins to match."
-            )
+        check_pairing(self.encoder.spec, self.frontend, config.encoder, config.frontend)
 
     @property
     def sample_rate(self) -> int:
         return int(self.frontend.sample_rate)
+
+    @property
+    def geometry(self) -> TokenGeometry:
+        """The encoder's token timing in samples and seconds through this frontend."""
+        f = self.frontend
+        return token_geometry(
+            self.encoder.spec, f.sample_rate, f.hop_length, f.win_length, f.first_centre_s
+        )
 
     @property
     def label(self) -> str:

@@ -48,7 +48,8 @@ class AudioBatch:
 class Features:
     """Frame-level features of a batch.
 
-    values: ``(B, F, T)`` float32, already normalised; exactly 0 beyond each item's length.
+    values: ``(B, F, T)`` float32 for mono audio, ``(B, C, F, T)`` for ``C > 1`` channels; already
+        normalised; exactly 0 beyond each item's length.
     lengths: ``(B,)`` int64 valid frames per item.
     hop_s: seconds between consecutive frames.
     first_centre_s: time in seconds of the centre of frame 0 (frame t is centred at
@@ -61,12 +62,17 @@ class Features:
     first_centre_s: float
 
     @property
+    def n_channels(self) -> int:
+        """Audio channels: 1 for ``(B, F, T)`` values, ``C`` for ``(B, C, F, T)``."""
+        return 1 if self.values.ndim == 3 else int(self.values.shape[1])
+
+    @property
     def n_bins(self) -> int:
-        return int(self.values.shape[1])
+        return int(self.values.shape[-2])
 
     @property
     def n_frames(self) -> int:
-        return int(self.values.shape[2])
+        return int(self.values.shape[-1])
 
     def padding_mask(self) -> torch.Tensor:
         """``(B, T)`` bool, True on padded frames."""
@@ -76,19 +82,24 @@ class Features:
 
 @dataclass
 class EncoderOutput:
-    """Everything an encoder returns.
+    """Everything an encoder returns (the contract of ``echoic.encoders.base``).
 
-    layers: ``depth + 1`` tensors of ``(B, N, D)`` patch tokens: index 0 is the patch embedding plus
-        positions, index i the output of block i; the last entry has the final LayerNorm applied.
-    cls_layers: the same for the CLS token, ``(B, D)`` each, or None when the encoder has none.
+    Tokens sit on a grid ``(n_freq, n_time)``: 2-D patch models have ``n_freq`` tokens per time
+    step, 1-D sequence models (frames of a waveform CNN, full-band patches) have ``n_freq == 1``.
+
+    layers: ``depth + 1`` tensors of ``(B, N, D)`` tokens: index 0 is the token embedding (plus
+        positions where the encoder adds them there), index i the output of block i; the last
+        entry is the encoder's final output (after its final norm, where it has one).
+    cls_layers: the same for the first summary token (CLS), ``(B, D)`` each, or None.
     padding_mask: ``(B, N)`` bool, True on tokens that cover only padding.
-    token_index: ``(B, N)`` int64 position of each returned token in the full patch grid
-        (identity without kept-token indices). Grid order is time-major:
-        ``token = time_patch * n_freq_patches + freq_patch``.
-    time_index / freq_index: ``(B, N)`` int64 patch coordinates of each returned token.
-    token_times_s: ``(B, N)`` float32 centre time in seconds of each token's time span.
-    grid: ``(n_freq_patches, n_time_patches)`` of the full (unmasked) input.
-    patch_hop_s: seconds between consecutive time patches.
+    token_index: ``(B, N)`` int64 position of each returned token in the flattened full grid
+        (identity without kept-token indices); the flatten order is the encoder's
+        (``EncoderSpec.flatten``) — consumers use ``time_index`` / ``freq_index`` instead.
+    time_index / freq_index: ``(B, N)`` int64 grid coordinates of each returned token.
+    token_times_s: ``(B, N)`` float32 centre time in seconds of each token's receptive field: the
+        single source of timing (the Embedder's ``TokenGeometry`` gives the same centres).
+    grid: ``(n_freq, n_time)`` of the full (unmasked) input.
+    patch_hop_s: seconds between consecutive time steps of the grid.
     """
 
     layers: list[torch.Tensor]
@@ -105,6 +116,56 @@ class EncoderOutput:
     def last(self) -> torch.Tensor:
         """``(B, N, D)`` final (normalised) layer."""
         return self.layers[-1]
+
+
+@dataclass
+class TrainBatch:
+    """What an SSL objective receives for one training step.
+
+    features: the frontend's output for every item ``(B, ...)``.
+    clip_index: ``(B,)`` int64, which source clip each item is a view of: items with the same
+        value are different views (random crops) of one clip. Items of one clip are adjacent.
+    view_index: ``(B,)`` int64, which view of its clip each item is (0 … views - 1).
+    audio: the items' waveform ``(B, S)`` / ``(B, C, S)`` when the objective asks for it
+        (``Objective.needs_waveform``), else None.
+    """
+
+    features: Features
+    clip_index: torch.Tensor
+    view_index: torch.Tensor
+    audio: AudioBatch | None = None
+
+    def __post_init__(self) -> None:
+        batch = int(self.features.values.shape[0])
+        for name in ("clip_index", "view_index"):
+            value = getattr(self, name)
+            if value.shape != (batch,):
+                raise ValueError(
+                    f"TrainBatch.{name} must be (B,)=({batch},); found {tuple(value.shape)}."
+                )
+
+    @classmethod
+    def of(cls, features: Features, views: int = 1, audio: AudioBatch | None = None) -> TrainBatch:
+        """A batch whose items are ``views`` adjacent views per clip (clip-major order)."""
+        batch = int(features.values.shape[0])
+        if views < 1 or batch % views:
+            raise ValueError(
+                f"{batch} items cannot be split into clips of {views} views each; expected a "
+                f"multiple of {views}."
+            )
+        device = features.values.device
+        clip = torch.arange(batch // views, device=device).repeat_interleave(views)
+        view = torch.arange(views, device=device).repeat(batch // views)
+        return cls(features, clip, view, audio)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.clip_index.shape[0])
+
+    @property
+    def n_clips(self) -> int:
+        """Distinct source clips in the batch."""
+        return int(torch.unique(self.clip_index).numel()) if self.n_items else 0
 
 
 @dataclass

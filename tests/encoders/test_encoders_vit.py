@@ -208,7 +208,7 @@ def test_dropped_patches_do_not_affect_kept_outputs():
 def test_embed_then_forward_tokens_supports_mask_embedding_objectives():
     enc = tiny()
     feats = features([64, 40])
-    tokens, pad, grid = enc.embed_patches(feats, add_positions=False)
+    tokens, pad, grid = enc.embed_tokens(feats, add_positions=False)
     assert grid == (2, 4) and tokens.shape == (2, 8, 32)
     positions = enc.position_embedding(grid)
     direct = enc(feats)

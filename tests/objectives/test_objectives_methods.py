@@ -13,9 +13,9 @@ from echoic.masking import build_masker
 from echoic.objectives import build_objective
 from echoic.objectives.base import annealed_decay, ema_update
 from echoic.objectives.eat import ConvDecoder2d, layer_targets
-from echoic.objectives.mae import patch_targets
+from echoic.objectives.mae import normalise_targets
 from echoic.objectives.ssast import info_nce
-from echoic.types import Features
+from echoic.types import Features, TrainBatch
 
 SMALL_EAT = {"clone_batch": 3, "decoder_dim": 32, "decoder_layers": 2}
 SMALL_MAE = {"decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2}
@@ -33,8 +33,8 @@ def gen(seed: int = 0) -> torch.Generator:
 # ----------------------------------------------------------------------------- MAE
 def test_patch_targets_are_normalised_per_patch() -> None:
     values = torch.randn(2, 128, 40) * 3 + 5
-    t = patch_targets(values, (16, 16), normalise=True)
     raw = patchify(values, (16, 16))
+    t = normalise_targets(raw, normalise=True)
     manual = (raw - raw.mean(-1, keepdim=True)) / torch.sqrt(raw.var(-1, keepdim=True) + 1e-6)
     torch.testing.assert_close(t, manual)
     torch.testing.assert_close(t.mean(-1), torch.zeros(t.shape[:2]), atol=1e-5, rtol=0)
@@ -46,7 +46,7 @@ def test_mae_loss_is_the_error_on_hidden_patches_only() -> None:
     torch.nn.init.zeros_(obj.decoder_pred.weight)
     torch.nn.init.zeros_(obj.decoder_pred.bias)  # predicts 0 everywhere
     f = feats()
-    loss = obj(f, gen(5)).loss
+    loss = obj(TrainBatch.of(f), gen(5)).loss
     hidden = build_masker("random", mask_ratio=0.8)(2, (8, 4), gen(5)).masked
     target = patchify(f.values, (16, 16))
     expected = (target[hidden] ** 2).mean()
@@ -94,7 +94,7 @@ def test_eat_teacher_sees_each_full_clip_once_and_students_see_clones_of_kept_to
     obj.encoder.patch_embed.register_forward_hook(
         lambda m, i, o: seen["student"].append(tuple(o.shape))
     )
-    obj(feats(batch=2), gen())
+    obj(TrainBatch.of(feats(batch=2)), gen())
     n_tokens = 32
     kept = n_tokens - round(0.8 * n_tokens)
     assert seen["teacher"] == [(2, n_tokens, 32)]
@@ -174,7 +174,7 @@ def test_ssast_runs_one_encoder_pass_per_task_unless_shared(shared: bool, passes
     obj = build_objective("ssast", build_encoder("vit_test"), {"shared_pass": shared})
     calls = []
     obj.encoder.blocks[0].register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
-    obj(feats(), gen())
+    obj(TrainBatch.of(feats()), gen())
     assert len(calls) == passes
 
 
@@ -188,7 +188,7 @@ def test_bf16_autocast_and_padded_items(name: str) -> None:
     f.values[1, :, 40:] = 0.0
     f.lengths[1] = 40  # the second clip's last time patch is padding
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = obj(f, gen()).loss
+        loss = obj(TrainBatch.of(f), gen()).loss
     loss.backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in obj.parameters())

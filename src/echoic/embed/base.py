@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+
+#: Version of the numerics of every embedding path (echoic's Embedder and the zoo models). Bump it
+#: in the change that makes an embedding path give different outputs on purpose (a fix in the
+#: frontend, the stitching, the resampling...): it enters every ``identity``, so embedding caches
+#: keyed by the old identity are not reused. At 1, identities are those from before it existed.
+#: Then regenerate ``tests/fixtures/golden_echoic_tiny.*`` (see ``tests/fixtures/README.md``).
+NUMERICS_VERSION = 1
+
+
+def with_numerics_version(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` plus the numerics version, for hashing into an identity. At version 1 the
+    payload is returned unchanged, so identities (and caches) from before the version existed
+    stay valid; from version 2 on every identity changes with it."""
+    if NUMERICS_VERSION == 1:
+        return payload
+    return {**payload, "numerics_version": NUMERICS_VERSION}
 
 
 @dataclass

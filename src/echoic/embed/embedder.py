@@ -39,7 +39,7 @@ from echoic.checkpoint import DEFAULT_MODEL, EchoicModel, load
 from echoic.config import from_dict, to_dict
 from echoic.data.audio import prepare_mono
 from echoic.data.batch import pad_batch
-from echoic.embed.base import ClipEmbedding, EmbeddingMethods
+from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
 from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
 
@@ -79,14 +79,14 @@ class Embedder(EmbeddingMethods):
         if isinstance(config.layer, list):
             config.layer = tuple(config.layer)
         self.config = config
-        frontend, encoder = self.model.frontend, self.model.encoder
-        self._patch_f, self._patch_t = encoder.config.patch
-        self._hop = round(frontend.hop_s * frontend.sample_rate)  # samples per frame hop
-        self._win = int(frontend.min_samples)  # samples of one frame
-        self._token_hop = self._patch_t * self._hop  # samples per time patch
-        self._n_freq = encoder.config.n_bins // self._patch_f
-        self._chunk_tokens = max(1, round(config.chunk_s * frontend.sample_rate / self._token_hop))
-        overlap = round(config.overlap_s * frontend.sample_rate / self._token_hop)
+        # all timing comes from the encoder protocol (encoders/base.py), never its config
+        self._spec = self.model.encoder.spec
+        self._geometry = self.model.geometry
+        self._token_hop = self._geometry.hop_samples  # samples per time step
+        self._min_samples = self._geometry.min_samples  # shorter clips are zero-padded
+        rate = self.model.sample_rate
+        self._chunk_tokens = max(1, round(config.chunk_s * rate / self._token_hop))
+        overlap = round(config.overlap_s * rate / self._token_hop)
         if not 0 <= overlap < self._chunk_tokens:
             raise ConfigError(
                 f"overlap_s={config.overlap_s} must be ≥ 0 and shorter than chunk_s={config.chunk_s}"
@@ -111,13 +111,13 @@ class Embedder(EmbeddingMethods):
 
     @property
     def embedding_size(self) -> int:
-        dim = self.model.encoder.config.dim
-        return dim * self._n_freq if self.config.freq_pool == "concat" else dim
+        dim = self._spec.width
+        return dim * self._spec.freq_tokens if self.config.freq_pool == "concat" else dim
 
     @property
     def min_samples(self) -> int:
-        """Samples of one frontend frame; shorter clips are zero-padded to this."""
-        return self._win
+        """The shortest input giving one time step; shorter clips are zero-padded to this."""
+        return self._min_samples
 
     @property
     def frame_hop_ms(self) -> float:
@@ -144,7 +144,7 @@ class Embedder(EmbeddingMethods):
         embed = to_dict(self.config)
         if embed["shifts"] == 1:  # added later: at its default, identities stay as they were
             del embed["shifts"]
-        meta = {"model": model, "embed": embed}
+        meta = with_numerics_version({"model": model, "embed": embed})
         digest.update(json.dumps(meta, sort_keys=True).encode())
         return f"{self.model.config.name or self.model.config.encoder}-{digest.hexdigest()[:16]}"
 
@@ -198,7 +198,7 @@ class Embedder(EmbeddingMethods):
 
     # ---------------------------------------------------------------- internals
     def _check_layer(self, layer: LayerChoice) -> None:
-        n = self.model.encoder.config.depth + 1
+        n = self._spec.n_layers
         if isinstance(layer, int):
             if not -n <= layer < n:
                 raise ConfigError(f"layer index {layer} out of range for {n} layers (0..{n - 1})")
@@ -211,29 +211,25 @@ class Embedder(EmbeddingMethods):
     def _prepare(
         self, wave: torch.Tensor | np.ndarray, sample_rate: int | None
     ) -> tuple[torch.Tensor, int]:
-        """Mono float32 at the model's rate, padded to one frame; and the length before padding."""
-        x, length = prepare_mono(wave, sample_rate, self.sample_rate, self._win)
+        """Mono float32 at the model's rate, padded to one time step; and the length before padding."""
+        x, length = prepare_mono(wave, sample_rate, self.sample_rate, self._min_samples)
         return torch.from_numpy(x), length
 
     def _shifted(self, clip: torch.Tensor, offset: int) -> torch.Tensor:
-        """The clip without its first ``offset`` samples, zero-padded to one frame."""
+        """The clip without its first ``offset`` samples, zero-padded to one time step."""
         if offset == 0:
             return clip
         rest = clip[offset:]
-        if rest.shape[0] >= self._win:
+        if rest.shape[0] >= self._min_samples:
             return rest
-        return torch.nn.functional.pad(rest, (0, self._win - int(rest.shape[0])))
-
-    def _total_tokens(self, n_samples: int) -> int:
-        frames = 1 + (n_samples - self._win) // self._hop
-        return math.ceil(frames / self._patch_t)
+        return torch.nn.functional.pad(rest, (0, self._min_samples - int(rest.shape[0])))
 
     def _plan(self, n_samples: int) -> list[tuple[int, int]]:
         """Chunks of one clip as (first token, end token) on the global time-patch grid.
 
         Full-length chunks, evenly spaced so that neighbours overlap by at least ``overlap_s``.
         """
-        total = self._total_tokens(n_samples)
+        total = self._geometry.num_time_steps(n_samples)
         last_start = total - self._chunk_tokens
         if last_start <= 0:
             return [(0, total)]
@@ -244,7 +240,7 @@ class Embedder(EmbeddingMethods):
     def _chunk_len(self, clip: torch.Tensor, span: tuple[int, int]) -> int:
         first, end = span
         start = first * self._token_hop
-        want = (end - first) * self._token_hop - self._hop + self._win
+        want = self._geometry.samples_for(end - first)
         return min(want, int(clip.shape[0]) - start)
 
     def _chunk(self, clip: torch.Tensor, span: tuple[int, int]) -> torch.Tensor:
@@ -263,12 +259,16 @@ class Embedder(EmbeddingMethods):
         else:
             weights = torch.tensor(layer, dtype=out.layers[0].dtype)
             tokens = torch.einsum("l,lbnd->bnd", weights, torch.stack(out.layers))
-        b, n, d = tokens.shape
-        n_time = n // self._n_freq
-        grid = tokens.reshape(b, n_time, self._n_freq, d)  # time-major token order
+        b, _, d = tokens.shape
+        n_freq, n_time = out.grid
+        # place every token at its (time, freq) cell: pooling never relies on the flatten order
+        grid = tokens.new_zeros(b, n_time, n_freq, d)
+        rows = torch.arange(b, device=tokens.device)[:, None]
+        grid[rows, out.time_index, out.freq_index] = tokens
         frames = grid.mean(2) if self.config.freq_pool == "mean" else grid.reshape(b, n_time, -1)
-        valid_tokens = (~out.padding_mask).sum(1)
-        return frames, valid_tokens // self._n_freq
+        time_padding = torch.ones(b, n_time, dtype=torch.bool, device=tokens.device)
+        time_padding[rows, out.time_index] = out.padding_mask
+        return frames, (~time_padding).sum(1)
 
     def _stitch(self, chunks: list[torch.Tensor], plan: list[tuple[int, int]]) -> torch.Tensor:
         """One pass's frames ``(T, D)``: each time patch from the chunk where it sits most inside."""
@@ -284,14 +284,10 @@ class Embedder(EmbeddingMethods):
 
     def _clip_embedding(self, passes: list[torch.Tensor], n_samples: int) -> ClipEmbedding:
         """Scene + native frames from the first pass; timestamps from all passes interleaved."""
-        frontend = self.model.frontend
         k = len(passes)
         frames = passes[0]
         idx = torch.arange(frames.shape[0], dtype=torch.float64)
-        centre_s = frontend.first_centre_s + frontend.hop_s * (
-            idx * self._patch_t + (self._patch_t - 1) / 2
-        )
-        frame_ms = centre_s * 1000.0
+        frame_ms = self._geometry.centre_s(idx) * 1000.0
         if k == 1:
             fine, fine_ms = frames, frame_ms
         else:

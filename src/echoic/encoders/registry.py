@@ -1,7 +1,9 @@
 """Registry of encoder sizes: name → zero-argument factory returning an encoder config.
 
-A config class declares the module it builds through a ``build() -> nn.Module`` method, so
-``build_encoder`` works for any encoder family dropped into ``echoic.encoders``.
+A config class declares the module it builds through a ``build() -> nn.Module`` method and what
+that module is through ``spec() -> EncoderSpec`` (the Encoder protocol, without building it), so
+``build_encoder`` and the model cards work for any encoder family dropped into
+``echoic.encoders``.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from typing import Any, Protocol
 from torch import nn
 
 from echoic.config import from_dict, to_dict
+from echoic.encoders.base import EncoderSpec
 from echoic.registry import Registry
 
 __all__ = ["ENCODERS", "EncoderConfig", "build_encoder", "encoder_config"]
 
 
 class EncoderConfig(Protocol):
-    """What a registered size factory must return: a dataclass that can build its module."""
+    """What a registered size factory must return: a dataclass that can build its module and
+    declare its :class:`~echoic.encoders.base.EncoderSpec` without building it."""
 
     def build(self) -> nn.Module: ...
+
+    def spec(self) -> EncoderSpec: ...
 
 
 ENCODERS: Registry[Callable[[], EncoderConfig]] = Registry(

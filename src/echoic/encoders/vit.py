@@ -12,14 +12,16 @@ Three ways in:
 
 * ``forward(features, keep_idx=None)`` — the usual call. ``keep_idx (B, K)`` selects grid tokens
   that enter the transformer; the others never do (MAE / EAT token dropping).
-* ``embed_patches(features)`` then ``forward_tokens(tokens, padding_mask, features)`` — for
+* ``embed_tokens(features)`` then ``forward_tokens(tokens, padding_mask, features)`` — for
   objectives that edit tokens before the blocks. SSAST-style masking replaces masked tokens by a
   learned mask embedding plus the token's position::
 
-      tokens, pad, grid = enc.embed_patches(features, add_positions=False)
+      tokens, pad, grid = enc.embed_tokens(features, add_positions=False)
       tokens = torch.where(masked[..., None], mask_embedding, tokens)  # (B, N, D)
-      tokens = tokens + enc.position_embedding(grid, tokens.device)
+      tokens = enc.add_positions(tokens, grid, pad)
       out = enc.forward_tokens(tokens, pad, features)
+
+These are the :class:`~echoic.encoders.base.Encoder` protocol; ``spec`` declares the rest.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from echoic.encoders.base import EncoderSpec, TokenizedInput
 from echoic.encoders.registry import ENCODERS, build_encoder
 from echoic.errors import ConfigError
 from echoic.layers import (
     Block,
     PatchEmbed,
     padding_to_attn_mask,
+    patchify,
     sincos_grid,
     token_grid,
     token_padding_mask,
@@ -83,6 +87,27 @@ class ViTConfig:
     def build(self) -> ViTEncoder:
         return ViTEncoder(self)
 
+    def spec(self) -> EncoderSpec:
+        """The Encoder protocol's declaration: 2-D patches, time-major, non-overlapping."""
+        patch_f, patch_t = self.patch
+        channels = getattr(self, "in_channels", 1)
+        return EncoderSpec(
+            input="features",
+            channels=channels,
+            n_bins=self.n_bins,
+            width=self.dim,
+            depth=self.depth,
+            layout="patches",
+            flatten="time_major",
+            freq_tokens=self.n_bins // patch_f,
+            stride=patch_t,
+            receptive=patch_t,
+            partial_last=True,
+            accepts_keep_idx=True,
+            cls_tokens=1 if self.cls_token else 0,
+            token_input_size=channels * patch_f * patch_t,
+        )
+
 
 class ViTEncoder(nn.Module):
     """Spectrogram ViT: ``Features (B, F, T)`` → ``EncoderOutput`` with ``depth + 1`` layers."""
@@ -130,6 +155,11 @@ class ViTEncoder(nn.Module):
         return self._config
 
     @property
+    def spec(self) -> EncoderSpec:
+        """The Encoder protocol's declaration (:meth:`ViTConfig.spec`)."""
+        return self._config.spec()
+
+    @property
     def dim(self) -> int:
         return self._config.dim
 
@@ -154,20 +184,36 @@ class ViTEncoder(nn.Module):
         n_freq, n_time = self.grid(n_frames)
         return n_freq * n_time
 
+    def token_padding(self, features: Features) -> torch.Tensor:
+        """``(B, N)`` bool over the full grid, True on tokens whose first frame is padding."""
+        return token_padding_mask(
+            features.lengths.to(features.values.device), self.n_bins, features.n_frames, self.patch
+        )
+
+    def token_targets(self, features: Features) -> torch.Tensor:
+        """``(B, N, P)`` the feature values of each patch, in token order (MAE targets)."""
+        return patchify(features.values, self.patch)
+
     def position_embedding(
         self, grid: tuple[int, int], device: torch.device | None = None
     ) -> torch.Tensor:
         """``(N, D)`` fixed positions of a full ``grid`` in token order."""
         return sincos_grid(grid[0], grid[1], self.dim, device=device)
 
+    def add_positions(
+        self, tokens: torch.Tensor, grid: tuple[int, int], padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, N, D)`` full-grid tokens plus the fixed 2-D sin-cos positions."""
+        return tokens + self.position_embedding(grid, tokens.device).to(tokens.dtype)
+
     # ----------------------------------------------------------------- pieces
-    def embed_patches(
+    def embed_tokens(
         self,
         features: Features,
         keep_idx: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
         add_positions: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    ) -> TokenizedInput:
         """Patch tokens before the transformer.
 
         Returns ``tokens (B, N, D)`` (``(B, K, D)`` with ``keep_idx``), with positions added unless
@@ -202,7 +248,7 @@ class ViTEncoder(nn.Module):
         if add_positions:
             pos = self.position_embedding(grid, values.device).to(tokens.dtype)
             tokens = tokens + (pos[keep_idx] if keep_idx is not None else pos)
-        return tokens, pad, grid
+        return TokenizedInput(tokens, pad, grid)
 
     @staticmethod
     def _check_keep_idx(keep_idx: torch.Tensor, batch: int, n_tokens: int) -> torch.Tensor:
@@ -302,7 +348,7 @@ class ViTEncoder(nn.Module):
         (``K = N`` without ``keep_idx``). Layer tensors may be views of a buffer holding the CLS
         token too (non-contiguous); call ``.contiguous()`` if a kernel needs it.
         """
-        tokens, pad, _ = self.embed_patches(features, keep_idx=keep_idx, padding_mask=padding_mask)
+        tokens, pad, _ = self.embed_tokens(features, keep_idx=keep_idx, padding_mask=padding_mask)
         return self.forward_tokens(tokens, pad, features, token_index=keep_idx)
 
 

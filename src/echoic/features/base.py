@@ -52,6 +52,8 @@ class Frontend(torch.nn.Module):
     """
 
     name: ClassVar[str] = ""
+    output_kind: ClassVar[str] = "features"
+    """What the frontend gives: ``"features"`` (spectral frames) or ``"waveform"`` (samples)."""
     cpu_chunk_frames: ClassVar[int] = 1024
     """Frames (summed over the batch) computed per step on CPU; other devices use one step."""
 
@@ -74,6 +76,11 @@ class Frontend(torch.nn.Module):
     def n_bins(self) -> int:
         """Number of feature bins ``F``."""
         raise NotImplementedError
+
+    @property
+    def channels(self) -> int:
+        """Audio channels the frontend takes (``config.channels``, default 1 = mono)."""
+        return int(getattr(self.config, "channels", 1))
 
     @property
     def win_length(self) -> int:

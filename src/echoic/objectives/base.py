@@ -1,11 +1,16 @@
 """The :class:`Objective` contract, the objective registry and helpers shared by SSL methods.
 
 An objective is an ``nn.Module`` that owns the student encoder it trains plus everything that is
-specific to its method (heads, decoders, predictors, EMA teachers, mask tokens). The training loop
-only ever calls three things, whatever the method:
+specific to its method (heads, decoders, predictors, EMA teachers, mask tokens). It sees the
+encoder only through the Encoder protocol (``echoic.encoders.base``: ``spec``, ``grid``,
+``token_padding``, ``token_targets``, ``embed_tokens`` / ``add_positions`` / ``forward_tokens``),
+so it works with every encoder family whose spec it accepts (:meth:`Objective.check_encoder`).
+The training loop only ever calls three things, whatever the method:
 
-* ``objective(features, generator) -> ObjectiveOutput`` — one training forward; every random
-  choice (masks, noise) is drawn from ``generator`` (dropout / drop-path use torch's global RNG);
+* ``objective(batch, generator) -> ObjectiveOutput`` — one training forward on a
+  :class:`~echoic.types.TrainBatch` (features, which items are views of which clip, and the
+  waveform when ``needs_waveform``); every random choice (masks, noise) is drawn from
+  ``generator`` (dropout / drop-path use torch's global RNG);
 * ``objective.after_optimizer_step() -> dict[str, float]`` — called once after every optimiser
   step (EMA teachers move here);
 * ``objective.encoder`` — the student encoder, exported at the end.
@@ -25,10 +30,10 @@ import torch
 from torch import nn
 
 from echoic.config import from_dict
+from echoic.encoders.base import EncoderSpec
 from echoic.errors import ConfigError
-from echoic.layers import token_padding_mask
 from echoic.registry import Registry
-from echoic.types import Features, ObjectiveOutput
+from echoic.types import Features, ObjectiveOutput, TrainBatch
 
 __all__ = [
     "OBJECTIVES",
@@ -40,6 +45,7 @@ __all__ = [
     "frozen_copy",
     "masked_mean",
     "register",
+    "require_keep_idx",
     "token_padding",
 ]
 
@@ -54,14 +60,24 @@ class Objective(nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[Any]]
+    needs_waveform: ClassVar[bool] = False
+    """Whether :meth:`forward` reads ``batch.audio`` (codec / CQT targets, waveform views)."""
+    min_views: ClassVar[int] = 1
+    """Views per clip the method needs in a batch (two-view methods: 2); ``data.views``."""
 
     def __init__(self, encoder: nn.Module, config: Any) -> None:
         super().__init__()
+        self.check_encoder(encoder.spec)  # type: ignore[arg-type]
         self.encoder = encoder
         self.config = config
 
-    def forward(self, features: Features, generator: torch.Generator) -> ObjectiveOutput:
-        """One training forward on ``features`` ``(B, F, T)``; masks are drawn from ``generator``."""
+    @classmethod
+    def check_encoder(cls, spec: EncoderSpec) -> None:
+        """Raise :class:`ConfigError` when the method cannot train an encoder of this ``spec``
+        (say what it needs and how to get it). The base accepts every encoder."""
+
+    def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
+        """One training forward on ``batch``; masks are drawn from ``generator``."""
         raise NotImplementedError
 
     def teacher(self) -> nn.Module | None:
@@ -116,12 +132,17 @@ def build_objective(
 # ------------------------------------------------------------------------------- helpers
 def token_padding(features: Features, encoder: nn.Module) -> torch.Tensor:
     """``(B, N)`` bool over the full token grid, True on tokens that only cover padding."""
-    return token_padding_mask(
-        features.lengths.to(features.values.device),
-        features.n_bins,
-        features.n_frames,
-        encoder.patch,  # type: ignore[arg-type]
-    )
+    return encoder.token_padding(features)  # type: ignore[operator,no-any-return]
+
+
+def require_keep_idx(name: str, spec: EncoderSpec) -> None:
+    """The check of methods that drop tokens (MAE / EAT): the encoder must accept ``keep_idx``."""
+    if not spec.accepts_keep_idx:
+        raise ConfigError(
+            f"objective {name!r} drops hidden tokens before the encoder, which needs an encoder "
+            "that accepts kept-token indices (EncoderSpec.accepts_keep_idx); this one does not. "
+            "Use an objective that keeps every token (e.g. ssast) or another encoder."
+        )
 
 
 def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:

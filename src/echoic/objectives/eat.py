@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from echoic.encoders.base import EncoderSpec
 from echoic.errors import ConfigError
 from echoic.masking import build_masker
 from echoic.objectives.base import (
@@ -40,9 +41,10 @@ from echoic.objectives.base import (
     frozen_copy,
     masked_mean,
     register,
+    require_keep_idx,
     token_padding,
 )
-from echoic.types import Features, ObjectiveOutput
+from echoic.types import Features, ObjectiveOutput, TrainBatch
 
 __all__ = ["ConvDecoder2d", "EATConfig", "EATObjective", "layer_targets"]
 
@@ -149,16 +151,20 @@ class EATObjective(Objective):
 
     config_class = EATConfig
 
-    def __init__(self, encoder: nn.Module, config: EATConfig) -> None:
-        super().__init__(encoder, config)
-        if getattr(encoder, "cls_token", None) is None:
+    @classmethod
+    def check_encoder(cls, spec: EncoderSpec) -> None:
+        require_keep_idx("eat", spec)
+        if spec.cls_tokens < 1:
             raise ConfigError(
                 "eat needs an encoder with a CLS token (utterance loss); set cls_token=True."
             )
+
+    def __init__(self, encoder: nn.Module, config: EATConfig) -> None:
+        super().__init__(encoder, config)
         self.masker = build_masker(config.mask, mask_ratio=config.mask_ratio, **config.mask_options)
         self.ema = frozen_copy(encoder)
         self.decoder = ConvDecoder2d(
-            encoder.dim,
+            encoder.spec.width,  # type: ignore[union-attr]
             config.decoder_dim,
             config.decoder_layers,
             config.decoder_kernel,
@@ -192,8 +198,9 @@ class EATObjective(Objective):
             out.layers[-k:], self.config.instance_norm_target_layer, self.config.layer_norm_targets
         )
 
-    def forward(self, features: Features, generator: torch.Generator) -> ObjectiveOutput:
-        """features: ``(B, F, T)`` clips. The student runs on ``B * clone_batch`` masked copies."""
+    def forward(self, batch_in: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
+        """Every item is a clip; the student runs on ``B * clone_batch`` masked copies."""
+        features = batch_in.features
         values = features.values
         device = values.device
         batch = values.shape[0]

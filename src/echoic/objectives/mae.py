@@ -19,12 +19,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from echoic.layers import Block, gather_tokens, padding_to_attn_mask, patchify, sincos_grid
+from echoic.encoders.base import EncoderSpec
+from echoic.layers import Block, gather_tokens, padding_to_attn_mask, sincos_grid
 from echoic.masking import build_masker
-from echoic.objectives.base import Objective, masked_mean, register, token_padding
-from echoic.types import Features, ObjectiveOutput
+from echoic.objectives.base import (
+    Objective,
+    masked_mean,
+    register,
+    require_keep_idx,
+    token_padding,
+)
+from echoic.types import ObjectiveOutput, TrainBatch
 
-__all__ = ["MAEConfig", "MAEObjective", "patch_targets"]
+__all__ = ["MAEConfig", "MAEObjective", "normalise_targets"]
 
 
 @dataclass
@@ -46,9 +53,9 @@ class MAEConfig:
     norm_pix_loss: bool = True
 
 
-def patch_targets(values: torch.Tensor, patch: tuple[int, int], normalise: bool) -> torch.Tensor:
-    """``(B, F, T)`` features → ``(B, N, P)`` patch pixels, optionally normalised per patch."""
-    target = patchify(values, patch)
+def normalise_targets(target: torch.Tensor, normalise: bool) -> torch.Tensor:
+    """``(B, N, P)`` token targets (``encoder.token_targets``), optionally normalised per token
+    to zero mean and unit variance (``norm_pix_loss``)."""
     if normalise:
         mean = target.mean(dim=-1, keepdim=True)
         var = target.var(dim=-1, keepdim=True)
@@ -62,10 +69,15 @@ class MAEObjective(Objective):
 
     config_class = MAEConfig
 
+    @classmethod
+    def check_encoder(cls, spec: EncoderSpec) -> None:
+        require_keep_idx("mae", spec)
+
     def __init__(self, encoder: nn.Module, config: MAEConfig) -> None:
         super().__init__(encoder, config)
-        dim = encoder.dim
-        pixels = encoder.patch[0] * encoder.patch[1]
+        spec: EncoderSpec = encoder.spec  # type: ignore[assignment]
+        dim = spec.width
+        pixels = spec.token_input_size
         width = config.decoder_dim
         self.masker = build_masker(config.mask, mask_ratio=config.mask_ratio, **config.mask_options)
         self.decoder_embed = nn.Linear(dim, width)
@@ -109,21 +121,21 @@ class MAEObjective(Objective):
         out = self.decoder_pred(self.decoder_norm(full))
         return out[:, 1:] if cls is not None else out
 
-    def forward(self, features: Features, generator: torch.Generator) -> ObjectiveOutput:
-        """features: ``(B, F, T)``. Loss: mean over hidden, non-padding patches of the per-pixel
-        squared error."""
+    def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
+        """Loss: mean over hidden, non-padding tokens of the squared error of their input values
+        (``encoder.token_targets``: the patch pixels of a ViT, the samples of a waveform frame)."""
+        features = batch.features
         values = features.values
         device = values.device
-        batch = values.shape[0]
         grid = self.encoder.grid(features.n_frames)
-        sample = self.masker(batch, grid, generator)
+        sample = self.masker(values.shape[0], grid, generator)
         keep_idx = sample.keep_idx.to(device)
         masked_idx = sample.masked_idx.to(device)
         out = self.encoder(features, keep_idx=keep_idx)
         cls = out.cls_layers[-1] if out.cls_layers is not None else None
         padding = token_padding(features, self.encoder)
         pred = self.decode(out.last, cls, keep_idx, grid, padding)  # (B, N, P)
-        target = patch_targets(values, self.encoder.patch, self.config.norm_pix_loss)
+        target = normalise_targets(self.encoder.token_targets(features), self.config.norm_pix_loss)
         error = (gather_tokens(pred, masked_idx) - gather_tokens(target, masked_idx)) ** 2
         valid = ~torch.gather(padding, 1, masked_idx)
         loss = masked_mean(error.mean(dim=-1), valid)

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from echoic.layers import gather_tokens, patchify
+from echoic.encoders.base import EncoderSpec
+from echoic.layers import gather_tokens
 from echoic.masking import build_masker
 from echoic.objectives.base import Objective, masked_mean, register, token_padding
-from echoic.types import Features, ObjectiveOutput
+from echoic.types import Features, ObjectiveOutput, TrainBatch
 
 __all__ = ["SSASTConfig", "SSASTObjective", "info_nce"]
 
@@ -77,8 +78,9 @@ class SSASTObjective(Objective):
 
     def __init__(self, encoder: nn.Module, config: SSASTConfig) -> None:
         super().__init__(encoder, config)
-        dim = encoder.dim
-        pixels = encoder.patch[0] * encoder.patch[1]
+        spec: EncoderSpec = encoder.spec  # type: ignore[assignment]
+        dim = spec.width
+        pixels = spec.token_input_size
         self.masker = build_masker(config.mask, mask_ratio=config.mask_ratio, **config.mask_options)
         self.mask_embedding = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.xavier_normal_(self.mask_embedding)
@@ -96,15 +98,16 @@ class SSASTObjective(Objective):
         device = features.values.device
         masked = sample.masked.to(device)
         masked_idx = sample.masked_idx.to(device)
-        tokens, pad, grid = self.encoder.embed_patches(features, add_positions=False)
+        tokens, pad, grid = self.encoder.embed_tokens(features, add_positions=False)
         tokens = torch.where(masked[..., None], self.mask_embedding.to(tokens.dtype), tokens)
-        tokens = tokens + self.encoder.position_embedding(grid, device).to(tokens.dtype)
+        tokens = self.encoder.add_positions(tokens, grid, pad)
         out = self.encoder.forward_tokens(tokens, pad, features)
         return gather_tokens(out.last, masked_idx), masked_idx
 
-    def forward(self, features: Features, generator: torch.Generator) -> ObjectiveOutput:
-        """features: ``(B, F, T)``. Loss: ``mpc_weight * InfoNCE + mpg_weight * MSE``."""
-        target_all = patchify(features.values, self.encoder.patch)  # (B, N, P)
+    def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
+        """Loss: ``mpc_weight * InfoNCE + mpg_weight * MSE`` on the hidden tokens' input values."""
+        features = batch.features
+        target_all = self.encoder.token_targets(features)  # (B, N, P)
         padding = token_padding(features, self.encoder)
 
         hidden_c, idx_c = self.encode_masked(features, generator)

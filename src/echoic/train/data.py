@@ -313,10 +313,15 @@ class StreamSampler(Sampler[int]):
 
 
 def collate_crops(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack items clip-major: ``waveform (B * V, S)``, ``lengths (B * V,)``, ``failed`` paths."""
+    """Stack items clip-major: ``waveform (B * V, S)``, ``lengths (B * V,)``, ``clip_index`` and
+    ``view_index`` ``(B * V,)`` (which clip of the batch, and which of its views, each row is),
+    and the ``failed`` paths."""
+    views = [len(it["lengths"]) for it in items]
     return {
         "waveform": torch.from_numpy(np.concatenate([it["audio"] for it in items])),
         "lengths": torch.from_numpy(np.concatenate([it["lengths"] for it in items])),
+        "clip_index": torch.from_numpy(np.repeat(np.arange(len(items)), views)),
+        "view_index": torch.from_numpy(np.concatenate([np.arange(v) for v in views])),
         "failed": [p for it in items for p in it["failed"]],
     }
 

@@ -27,11 +27,12 @@ import torch.distributed as dist
 
 from echoic.checkpoint import EchoicModel, ModelConfig
 from echoic.config import to_dict
+from echoic.errors import ConfigError
 from echoic.objectives import build_objective
 from echoic.train.config import PretrainConfig
 from echoic.train.data import Clip, CropDataset, build_dataloader
 from echoic.train.rng import capture_rng, restore_rng
-from echoic.types import AudioBatch
+from echoic.types import AudioBatch, TrainBatch
 
 __all__ = ["PretrainModule", "build_model_config", "cosine_with_warmup", "parameter_groups"]
 
@@ -102,6 +103,12 @@ class PretrainModule(L.LightningModule):
         self.objective = build_objective(
             config.objective.name, model.encoder, config.objective.config
         )
+        if config.data.views < self.objective.min_views:
+            raise ConfigError(
+                f"objective {config.objective.name!r} needs at least {self.objective.min_views} "
+                f"views per clip; found data.views={config.data.views}. Set data.views: "
+                f"{self.objective.min_views} in the recipe."
+            )
         self.clips = clips
         self.data_hash = data_hash
         self.mask_generator = torch.Generator()
@@ -168,7 +175,11 @@ class PretrainModule(L.LightningModule):
         audio = AudioBatch(batch["waveform"], batch["lengths"], self.frontend.sample_rate)
         with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
             features = self.frontend(audio)
-        out = self.objective(features, self.mask_generator)
+        wants_audio = self.objective.needs_waveform
+        train_batch = TrainBatch(
+            features, batch["clip_index"], batch["view_index"], audio if wants_audio else None
+        )
+        out = self.objective(train_batch, self.mask_generator)
         self.batches_seen += 1
         self.skipped_files.update(batch["failed"])
         items = int(audio.batch_size)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from echoic.data.audio import prepare_mono
-from echoic.embed.base import ClipEmbedding, EmbeddingMethods
+from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
 from echoic.embed.timestamps import regular_timestamps
 
 
@@ -84,7 +84,8 @@ class ZooModel(EmbeddingMethods):
     def identity(self) -> str:
         """Stable key that changes whenever the embeddings would (used as a cache key)."""
         if self._identity is None:
-            payload = json.dumps(self.identity_payload(), sort_keys=True, default=str)
+            meta = with_numerics_version(self.identity_payload())
+            payload = json.dumps(meta, sort_keys=True, default=str)
             self._identity = f"{self.name}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
         return self._identity
 
