@@ -14,6 +14,23 @@ torch.set_num_threads(1)  # tests run in parallel workers on 2 cores
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ECHOIC_DATA", REPO.parent / "shared" / "data"))
+DATA_SKIP = "real-audio data not found"
+"""Every test that needs ../shared/data skips with a reason containing this phrase when it is
+absent; under ``ECHOIC_REQUIRE_DATA=1`` (CI: ``.ci/run``) such a skip is a failure instead."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("ECHOIC_REQUIRE_DATA") == "1":
+        reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)
+        if DATA_SKIP in reason:
+            report.outcome = "failed"
+            report.longrepr = (
+                f"ECHOIC_REQUIRE_DATA=1, so a test may not skip for missing data: {reason}. "
+                "Put the real-audio data at ../shared/data or set ECHOIC_DATA."
+            )
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ DATA = Path(
 def first_rows(name: str, n: int) -> list[Path]:
     folder = DATA / name
     if not (folder / "meta.csv").exists():
-        pytest.skip(f"{folder} not found: real-audio checks need the shared data beside the repo")
+        pytest.skip(f"real-audio data not found at {folder} (shared/data beside the repo)")
     with (folder / "meta.csv").open() as f:
         rows = list(csv.DictReader(f))
     step = max(len(rows) // n, 1)

@@ -30,7 +30,7 @@ def read_clip(relative: str, sample_rate: int) -> np.ndarray:
     path = DATA / relative
     if not path.is_file():
         pytest.skip(
-            f"real audio {path} not found (expected the shared/data folder beside the repo)"
+            f"real-audio data not found at {path} (expected the shared/data folder beside the repo)"
         )
     audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
     assert rate == sample_rate, f"{path} decodes at {rate} Hz, expected {sample_rate}"

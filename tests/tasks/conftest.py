@@ -20,7 +20,8 @@ class BuiltTasks(dict):
 
     def __missing__(self, name: str) -> Path:
         pytest.skip(
-            f"task {name!r} not buildable here (needs shared/data or fluidsynth + soundfonts)"
+            f"real-audio data not found or fluidsynth missing: task {name!r} not buildable here "
+            "(needs shared/data or fluidsynth + soundfonts)"
         )
 
 
@@ -31,7 +32,7 @@ def small_build(tmp_path_factory: pytest.TempPathFactory) -> BuiltTasks:
 
     names = buildable_tasks()
     if not names:
-        pytest.skip("neither shared/data nor fluidsynth + soundfonts are available")
+        pytest.skip(f"real-audio data not found at {DATA}, nor fluidsynth + soundfonts")
     out = tmp_path_factory.mktemp("tasks_small")
     results = build_tasks(names, out, DATA, SAMPLE_RATE, "small", progress=False)
     return BuiltTasks({r.name: r.directory for r in results})

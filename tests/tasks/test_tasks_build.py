@@ -67,7 +67,7 @@ def run_cli(*argv: str) -> int:
 
 def test_cli_build_and_describe(small_build, tmp_path, capsys):
     if "fsdd_digits" not in small_build:
-        pytest.skip("shared data not available")
+        pytest.skip("real-audio data not found: fsdd_digits was not built")
     out = tmp_path / "cli"
     assert run_cli("tasks", "build", "--out", str(out), "--tasks", "fsdd_digits,body_percussion",
                    "--mode", "small", "--data", str(DATA), "--quiet") == 0  # fmt: skip
@@ -105,7 +105,8 @@ def test_default_data_dir_is_beside_the_repo(monkeypatch):
 
     monkeypatch.delenv("ECHOIC_DATA", raising=False)
     repo = Path(__file__).resolve().parents[2]
-    assert paths.default_data_dir() == repo.parent / "shared" / "data"
+    # compare resolved paths: ../shared may be a symlink (a resolved one must still match)
+    assert paths.default_data_dir().resolve() == (repo.parent / "shared" / "data").resolve()
     monkeypatch.setenv("ECHOIC_DATA", "/some/where")
     assert paths.default_data_dir() == Path("/some/where")
 
@@ -137,7 +138,7 @@ def test_other_sample_rate_goes_to_its_own_folder(small_build, tmp_path):
     from echoic.tasks.writer import build_tasks
 
     if "guitar_chords" not in small_build:
-        pytest.skip("shared data not available")
+        pytest.skip("real-audio data not found: fsdd_digits was not built")
     import soundfile as sf
 
     (r,) = build_tasks(["guitar_chords"], tmp_path, DATA, 22050, "small", progress=False)
