@@ -40,26 +40,36 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def tiny_model_config(seed: int = 0, **frontend: object):
-    from echoic.checkpoint import ModelConfig
-    from echoic.encoders.vit import build_encoder
+TINY_ENCODERS = ("vit_test", "wav_test")
+"""One tiny size per encoder family: tests that hold for every encoder run on each."""
 
-    n_bins = build_encoder("vit_test").config.n_bins
+
+def tiny_model_config(seed: int = 0, encoder: str = "vit_test", **frontend: object):
+    """A tiny untrained model: a spectrogram encoder on Kaldi fbank, a waveform encoder on the
+    ``waveform`` frontend (chosen from the encoder's declared input, never its name)."""
+    from echoic.checkpoint import ModelConfig
+    from echoic.encoders import encoder_config
+
+    spec = encoder_config(encoder).spec()
+    if spec.input == "waveform":
+        name, config = "waveform", dict(frontend)
+    else:
+        name, config = "kaldi_fbank", {"n_mels": spec.n_bins, **frontend}
     return ModelConfig(
-        encoder="vit_test",
-        frontend="kaldi_fbank",
-        frontend_config={"n_mels": n_bins, **frontend},
-        name="tiny-test",
+        encoder=encoder,
+        frontend=name,
+        frontend_config=config,
+        name="tiny-test" if encoder == "vit_test" else f"tiny-{encoder}",
         untrained=True,
         provenance={"seed": seed},
     )
 
 
-def make_tiny_model(seed: int = 0):
+def make_tiny_model(seed: int = 0, encoder: str = "vit_test"):
     from echoic.checkpoint import EchoicModel
 
     torch.manual_seed(seed)
-    return EchoicModel(tiny_model_config(seed)).eval()
+    return EchoicModel(tiny_model_config(seed, encoder)).eval()
 
 
 @pytest.fixture
@@ -77,7 +87,7 @@ def tone(seconds: float, sr: int = 16000, freq: float = 440.0, seed: int = 0) ->
 
 @pytest.fixture(scope="session")
 def tiny_model_factory():
-    """``factory(seed=0)`` → a fresh tiny model (vit_test + Kaldi fbank)."""
+    """``factory(seed=0, encoder="vit_test")`` → a fresh tiny model (see ``TINY_ENCODERS``)."""
     return make_tiny_model
 
 

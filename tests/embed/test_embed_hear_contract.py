@@ -8,11 +8,16 @@ import echoic.hear as hear
 from echoic.checkpoint import save
 
 
-@pytest.fixture(scope="module", params=[1, 4], ids=["plain", "shifts4"])
+CASES = [(encoder, shifts) for encoder in ("vit_test", "wav_test") for shifts in (1, 4)]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{e}-shifts{k}" for e, k in CASES])
 def model(request, tmp_path_factory, tiny_model_factory):
+    """Every encoder family, saved as a model directory and loaded as HEAR's harness does."""
+    encoder, shifts = request.param
     path = tmp_path_factory.mktemp("m")
-    save(tiny_model_factory(), path)
-    return hear.load_model(str(path), shifts=request.param)
+    save(tiny_model_factory(encoder=encoder), path)
+    return hear.load_model(str(path), shifts=shifts)
 
 
 def test_model_attributes(model):
