@@ -7,7 +7,6 @@ import torch
 import echoic.hear as hear
 from echoic.checkpoint import save
 
-
 CASES = [(encoder, shifts) for encoder in ("vit_test", "wav_test") for shifts in (1, 4)]
 
 

@@ -165,7 +165,9 @@ class WavEncoder(nn.Module):
         for rate in rates:
             if config.norm_first:
                 blocks.append(
-                    Block(dim, config.heads, config.mlp_ratio, config.qkv_bias, config.norm_eps, rate)
+                    Block(
+                        dim, config.heads, config.mlp_ratio, config.qkv_bias, config.norm_eps, rate
+                    )
                 )
             else:
                 blocks.append(
