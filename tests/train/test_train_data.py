@@ -191,3 +191,14 @@ def test_worker_processes_give_the_same_batches(folder: Path) -> None:
         x, y = next(a), next(b)
         assert torch.equal(x["waveform"], y["waveform"]) and torch.equal(x["lengths"], y["lengths"])
         assert x["waveform"].shape == (6, 4800)
+
+
+def test_batches_say_which_rows_are_views_of_which_clip(folder: Path) -> None:
+    ds = CropDataset(list_clips([str(folder)]), SR, crop_s=0.3, views=2, seed=5)
+    batch = next(iter(build_dataloader(ds, batch_size=3)))
+    assert batch["clip_index"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert batch["view_index"].tolist() == [0, 1, 0, 1, 0, 1]
+    # rows of one clip are crops of one file (file k's samples count from k * 100_000)
+    files = position(batch["waveform"].numpy())[:, 0] // 100_000
+    assert all(files[2 * c] == files[2 * c + 1] for c in range(3))
+    assert len(set(files.tolist())) == 3
