@@ -76,11 +76,11 @@ def check_pairing(
             f"{spec.n_bins}; set frontend_config n_mels={spec.n_bins} or encoder_config n_bins "
             "to match."
         )
-    if frontend.channels != spec.channels:
+    if frontend.out_channels != spec.channels:
         raise CheckpointError(
-            f"frontend gives {frontend.channels} channel(s) but encoder {encoder_name!r} reads "
-            f"{spec.channels}; set frontend_config channels={spec.channels} or the encoder's "
-            "in_channels to match."
+            f"frontend gives {frontend.out_channels} channel(s) {frontend.channel_names} but "
+            f"encoder {encoder_name!r} reads {spec.channels}; set the encoder's in_channels="
+            f"{frontend.out_channels}, or the frontend_config channels / interchannel to match."
         )
 
 

@@ -48,7 +48,8 @@ class AudioBatch:
 class Features:
     """Frame-level features of a batch.
 
-    values: ``(B, F, T)`` float32 for mono audio, ``(B, C, F, T)`` for ``C > 1`` channels; already
+    values: ``(B, F, T)`` float32 for mono audio, ``(B, C, F, T)`` for ``C > 1`` channels (the
+        frontend's ``out_channels``: audio channels, then any inter-channel features); already
         normalised; exactly 0 beyond each item's length.
     lengths: ``(B,)`` int64 valid frames per item.
     hop_s: seconds between consecutive frames.
@@ -63,7 +64,7 @@ class Features:
 
     @property
     def n_channels(self) -> int:
-        """Audio channels: 1 for ``(B, F, T)`` values, ``C`` for ``(B, C, F, T)``."""
+        """Feature channels: 1 for ``(B, F, T)`` values, ``C`` for ``(B, C, F, T)``."""
         return 1 if self.values.ndim == 3 else int(self.values.shape[1])
 
     @property

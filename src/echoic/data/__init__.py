@@ -14,6 +14,7 @@ _LAZY = {
     "AudioInfo": "echoic.data.audio",
     "audio_info": "echoic.data.audio",
     "load_audio": "echoic.data.audio",
+    "prepare_audio": "echoic.data.audio",
     "require_min_samples": "echoic.data.audio",
     "resample": "echoic.data.audio",
     "stream_audio": "echoic.data.audio",

@@ -143,6 +143,62 @@ def prepare_mono(
     return np.ascontiguousarray(x), length
 
 
+def prepare_audio(
+    wave: Any, sample_rate: int | None, target_rate: int, min_samples: int, channels: int = 1
+) -> tuple[np.ndarray, int]:
+    """A waveform (numpy or torch) ready for a model taking ``channels`` channels.
+
+    Mono models (``channels=1``): a ``(S,)`` waveform goes through :func:`prepare_mono` unchanged;
+    a ``(C, S)`` one is first mixed down by its channel mean, as :func:`load_audio` does. Models of
+    ``C > 1`` channels take ``(C, S)`` only. The result is contiguous float32 at ``target_rate``
+    (every channel resampled with the same soxr resampler as :func:`load_audio`), zero-padded on
+    the sample axis to ``min_samples``: ``(S',)`` or ``(C, S')``; and its length before padding.
+
+    Raises:
+        ValueError: a mono ``(S,)`` waveform for a multichannel model, a channel count other than
+            ``channels``, a ``(S, C)`` (samples-first) array, or more than two dimensions.
+    """
+    x = np.asarray(wave.detach().cpu() if hasattr(wave, "detach") else wave)
+    if channels == 1 and x.ndim == 1:
+        return prepare_mono(x, sample_rate, target_rate, min_samples)
+    if x.ndim == 1:
+        raise ValueError(
+            f"the model takes {channels}-channel audio (C={channels}, S); found mono audio of shape "
+            f"{x.shape}. Load with load_audio(path, mono=False), or stack {channels} copies "
+            f"(np.stack([wave] * {channels})) to feed a mono signal."
+        )
+    if x.ndim != 2:
+        raise ValueError(
+            f"expected (S,) or (C, S) audio; found shape {x.shape}. Pass one clip at a time."
+        )
+    if channels == 1:  # more rows than samples: a (S, C) array, not a downmixable (C, S) one
+        samples_first = x.shape[0] > x.shape[1]
+    else:
+        samples_first = x.shape[1] == channels != x.shape[0]
+    if samples_first:
+        raise ValueError(
+            f"expected channels first, (C, S); found shape {x.shape}, which looks like (S, C) "
+            "samples-first (soundfile's layout). Pass wave.T."
+        )
+    if channels == 1:
+        return prepare_mono(
+            _mix(x.astype(np.float32, copy=False), True), sample_rate, target_rate, min_samples
+        )
+    if x.shape[0] != channels:
+        raise ValueError(
+            f"the model takes {channels}-channel audio (C={channels}, S); found {x.shape[0]} "
+            f"channels, shape {x.shape}. Select or mix channels to {channels} first, or use a model "
+            f"built for {x.shape[0]} channels."
+        )
+    x = x.astype(np.float32, copy=False)
+    if sample_rate is not None and sample_rate != target_rate:
+        x = resample(x, sample_rate, target_rate)
+    length = int(x.shape[-1])
+    if length < min_samples:
+        x = np.pad(x, ((0, 0), (0, min_samples - length)))
+    return np.ascontiguousarray(x), length
+
+
 def load_audio(
     path: PathLike,
     sample_rate: int | None = None,
@@ -156,7 +212,8 @@ def load_audio(
     Args:
         path: any file soundfile or PyAV can decode.
         sample_rate: output rate; None keeps the file's rate. Resampled with soxr "HQ" only if different.
-        mono: mix channels down by their mean.
+        mono: mix channels down by their mean; False keeps every channel, ``(C, S)`` (each
+            resampled by the same soxr resampler as mono audio), for multichannel models.
         offset_s / duration_s: decode only ``[offset_s, offset_s + duration_s)`` (sample-exact;
             PyAV decodes and drops the part before the offset).
         max_duration_s: refuse to decode more than this many seconds (guards memory).

@@ -21,6 +21,10 @@ How a clip is embedded:
 
 Because each chunk's frontend and encoder outputs depend only on that chunk's own samples, a clip
 gets the same embeddings alone or in a batch of clips of other lengths.
+
+Channels: a model whose frontend takes ``C > 1`` channels embeds ``(C, S)`` clips (chunks slice
+the sample axis, every channel alike); a mono model takes ``(S,)`` clips, and ``(C, S)`` ones are
+mixed down by their channel mean first (:func:`echoic.data.audio.prepare_audio`).
 """
 
 from __future__ import annotations
@@ -37,13 +41,20 @@ import torch
 
 from echoic.checkpoint import DEFAULT_MODEL, EchoicModel, load
 from echoic.config import from_dict, to_dict
-from echoic.data.audio import prepare_mono
+from echoic.data.audio import prepare_audio
 from echoic.data.batch import pad_batch
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
 from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
 
 LayerChoice = int | str | tuple[float, ...]
+
+_LATER_MODEL_FIELDS = (
+    ("frontend_config", "channels", 1),
+    ("frontend_config", "interchannel", "none"),
+    ("encoder_config", "in_channels", 1),
+)
+"""(part of the model config, key, default) of fields added after identities existed."""
 
 
 @dataclass
@@ -110,6 +121,11 @@ class Embedder(EmbeddingMethods):
         return self.model.sample_rate
 
     @property
+    def channels(self) -> int:
+        """Audio channels a clip must have: 1 (mono ``(S,)``) or the frontend's ``C`` (``(C, S)``)."""
+        return self.model.frontend.channels
+
+    @property
     def embedding_size(self) -> int:
         dim = self._spec.width
         return dim * self._spec.freq_tokens if self.config.freq_pool == "concat" else dim
@@ -141,6 +157,10 @@ class Embedder(EmbeddingMethods):
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         model = to_dict(self.model.config)
         model.pop("embed", None)  # only a default for self.config, which is hashed itself
+        # added later: at their defaults (mono), identities stay as they were
+        for part, key, default in _LATER_MODEL_FIELDS:
+            if model[part].get(key, default) == default:
+                model[part].pop(key, None)
         embed = to_dict(self.config)
         if embed["shifts"] == 1:  # added later: at its default, identities stay as they were
             del embed["shifts"]
@@ -154,7 +174,8 @@ class Embedder(EmbeddingMethods):
         waveforms: Sequence[torch.Tensor | np.ndarray],
         sample_rate: int | None = None,
     ) -> list[ClipEmbedding]:
-        """Embed clips of any lengths (1-D mono arrays at ``sample_rate``, default the model's)."""
+        """Embed clips of any lengths at ``sample_rate`` (default the model's): ``(S,)`` arrays for
+        a mono model (``(C, S)`` ones are mixed down), ``(C, S)`` for a ``C``-channel model."""
         return self._embed(waveforms, sample_rate, self.config.shifts)
 
     def scene_embeddings(
@@ -176,7 +197,7 @@ class Embedder(EmbeddingMethods):
         offsets = [j * self._token_hop // shifts for j in range(shifts)]
         # one job list over every (clip, pass): passes of one clip batch with other clips' chunks
         inputs = [self._shifted(c, off) for c in clips for off in offsets]
-        plans = [self._plan(int(x.shape[0])) for x in inputs]
+        plans = [self._plan(int(x.shape[-1])) for x in inputs]
         jobs = [(i, k) for i, plan in enumerate(plans) for k in range(len(plan))]
         jobs.sort(key=lambda job: -self._chunk_len(inputs[job[0]], plans[job[0]][job[1]]))
         outputs: dict[tuple[int, int], torch.Tensor] = {}
@@ -211,18 +232,21 @@ class Embedder(EmbeddingMethods):
     def _prepare(
         self, wave: torch.Tensor | np.ndarray, sample_rate: int | None
     ) -> tuple[torch.Tensor, int]:
-        """Mono float32 at the model's rate, padded to one time step; and the length before padding."""
-        x, length = prepare_mono(wave, sample_rate, self.sample_rate, self._min_samples)
+        """``(S,)`` (mono) or ``(C, S)`` float32 at the model's rate, padded to one time step; and
+        the length before padding."""
+        x, length = prepare_audio(
+            wave, sample_rate, self.sample_rate, self._min_samples, self.channels
+        )
         return torch.from_numpy(x), length
 
     def _shifted(self, clip: torch.Tensor, offset: int) -> torch.Tensor:
-        """The clip without its first ``offset`` samples, zero-padded to one time step."""
+        """The clip ``(..., S)`` without its first ``offset`` samples, zero-padded to one time step."""
         if offset == 0:
             return clip
-        rest = clip[offset:]
-        if rest.shape[0] >= self._min_samples:
+        rest = clip[..., offset:]
+        if rest.shape[-1] >= self._min_samples:
             return rest
-        return torch.nn.functional.pad(rest, (0, self._min_samples - int(rest.shape[0])))
+        return torch.nn.functional.pad(rest, (0, self._min_samples - int(rest.shape[-1])))
 
     def _plan(self, n_samples: int) -> list[tuple[int, int]]:
         """Chunks of one clip as (first token, end token) on the global time-patch grid.
@@ -241,11 +265,12 @@ class Embedder(EmbeddingMethods):
         first, end = span
         start = first * self._token_hop
         want = self._geometry.samples_for(end - first)
-        return min(want, int(clip.shape[0]) - start)
+        return min(want, int(clip.shape[-1]) - start)
 
     def _chunk(self, clip: torch.Tensor, span: tuple[int, int]) -> torch.Tensor:
+        """The samples ``(..., n)`` of one chunk (every channel)."""
         start = span[0] * self._token_hop
-        return clip[start : start + self._chunk_len(clip, span)]
+        return clip[..., start : start + self._chunk_len(clip, span)]
 
     def _encode(self, pieces: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame embeddings ``(b, T, D)`` and valid frame counts ``(b,)`` of a group of chunks."""

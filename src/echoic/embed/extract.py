@@ -4,6 +4,10 @@ Rows are written in part files under ``<out>.parts/`` as they are finished, so a
 loses at most one flush; a re-run skips every path already in ``<out>`` or its parts and merges
 everything into ``<out>`` at the end. Files that cannot be read are reported per file (the summary
 and ``<out stem>.errors.csv``) and skipped; one bad file never stops the run.
+
+Files are mixed down to mono for mono models; a model taking ``C > 1`` channels (its ``channels``)
+gets every channel (``load_audio(..., mono=False)``), and a file with another channel count is
+reported and skipped.
 """
 
 from __future__ import annotations
@@ -190,7 +194,7 @@ def extract(
         results = _embed_isolating(embedder, group, report)
         for (key, wave), emb in zip(group, results, strict=True):
             if emb is not None:
-                duration = wave.shape[0] / embedder.sample_rate
+                duration = wave.shape[-1] / embedder.sample_rate
                 report.audio_s += duration
                 pending.append((key, duration, emb))
         del group, results  # free the audio before the next group is loaded
@@ -225,21 +229,40 @@ def _load_groups(
         bar.set_postfix(errors=len(report.errors))
         if loaded is None:
             continue
-        if group and (len(group) >= files_per_batch or group_samples + len(loaded[1]) > limit):
+        samples = int(loaded[1].shape[-1])
+        if group and (len(group) >= files_per_batch or group_samples + samples > limit):
             yield group
             group, group_samples = [], 0
         group.append(loaded)
-        group_samples += len(loaded[1])
+        group_samples += samples
     if group:
         yield group
+
+
+def model_channels(embedder: EmbeddingModel) -> int:
+    """Audio channels the model takes: its ``channels`` (echoic's Embedder), else 1 (mono)."""
+    return int(getattr(embedder, "channels", 1))
 
 
 def _load_one(
     path: Path, embedder: EmbeddingModel, report: ExtractReport, max_duration_s: float | None
 ) -> tuple[str, np.ndarray] | None:
+    """``(resolved path, (S,) or (C, S) audio)``, or None after reporting why it is skipped."""
+    channels = model_channels(embedder)
     try:
         info = audio_info(path)
-        wave, _ = load_audio(path, sample_rate=embedder.sample_rate, max_duration_s=max_duration_s)
+        wave, _ = load_audio(
+            path,
+            sample_rate=embedder.sample_rate,
+            mono=channels == 1,
+            max_duration_s=max_duration_s,
+        )
+        if channels > 1 and wave.shape[0] != channels:
+            raise AudioError(
+                str(path),
+                f"{wave.shape[0]} channel(s), but the model takes {channels}",
+                f"embed it with a model built for {wave.shape[0]} channel(s), or remix the file",
+            )
         require_min_samples(wave, int(embedder.min_samples), path)
     except AudioError as err:
         report.errors.append((str(path), err.cause))
@@ -247,7 +270,7 @@ def _load_one(
     except Exception as err:  # a decoder bug must not end the batch job
         report.errors.append((str(path), f"{type(err).__name__}: {err}"))
         return None
-    if info.channels > 1:
+    if info.channels > 1 and channels == 1:
         report.converted[f"mixed from {info.channels} channels to mono"] += 1
     if info.sample_rate != embedder.sample_rate:
         report.converted[f"resampled {info.sample_rate} Hz → {embedder.sample_rate} Hz"] += 1

@@ -58,6 +58,9 @@ class ViTConfig:
     n_bins: frequency bins of the input features (a multiple of ``patch[0]``).
     drop_path: stochastic-depth rate of the last block (rising linearly from 0 at the first).
     layer_scale: initial per-channel residual scale, or None for no layer-scale.
+    in_channels: channels of the input features: 1 reads mono ``(B, F, T)`` values, ``C > 1``
+        reads ``(B, C, F, T)`` (the frontend's ``out_channels``); patches hold ``C * patch_f *
+        patch_t`` values, channel-major.
     """
 
     dim: int
@@ -71,6 +74,7 @@ class ViTConfig:
     norm_eps: float = 1e-6
     drop_path: float = 0.0
     layer_scale: float | None = None
+    in_channels: int = 1
 
     def __post_init__(self) -> None:
         self.patch = (int(self.patch[0]), int(self.patch[1]))
@@ -83,6 +87,11 @@ class ViTConfig:
             )
         check_position_dim(self.dim)
         token_grid(self.n_bins, 0, self.patch)  # n_bins must be a multiple of patch[0]
+        if int(self.in_channels) != self.in_channels or self.in_channels < 1:
+            raise ConfigError(
+                f"ViTConfig.in_channels must be an integer >= 1 (1 = mono); found "
+                f"{self.in_channels!r}."
+            )
 
     def build(self) -> ViTEncoder:
         return ViTEncoder(self)
@@ -110,13 +119,14 @@ class ViTConfig:
 
 
 class ViTEncoder(nn.Module):
-    """Spectrogram ViT: ``Features (B, F, T)`` → ``EncoderOutput`` with ``depth + 1`` layers."""
+    """Spectrogram ViT: ``Features (B, F, T)`` (``(B, C, F, T)`` with ``in_channels = C > 1``) →
+    ``EncoderOutput`` with ``depth + 1`` layers."""
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self._config = config
         dim = config.dim
-        self.patch_embed = PatchEmbed(config.n_bins, config.patch, dim)
+        self.patch_embed = PatchEmbed(config.n_bins, config.patch, dim, config.in_channels)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.cls_token else None
         steps = max(config.depth - 1, 1)
         rates = [config.drop_path * i / steps for i in range(config.depth)]
@@ -191,7 +201,9 @@ class ViTEncoder(nn.Module):
         )
 
     def token_targets(self, features: Features) -> torch.Tensor:
-        """``(B, N, P)`` the feature values of each patch, in token order (MAE targets)."""
+        """``(B, N, P)`` the feature values of each patch, in token order (MAE targets);
+        ``P = in_channels * patch_f * patch_t``, channel-major."""
+        self.patch_embed.check_values(features.values)
         return patchify(features.values, self.patch)
 
     def position_embedding(
@@ -222,10 +234,7 @@ class ViTEncoder(nn.Module):
         with the mask derived from ``features.lengths``.
         """
         values = features.values
-        if values.ndim != 3:
-            raise ConfigError(
-                f"Features.values must be (B, F, T); found shape {tuple(values.shape)}."
-            )
+        self.patch_embed.check_values(values)  # (B, F, T), or (B, C, F, T) for in_channels = C
         n_frames = values.shape[-1]
         if n_frames < 1:
             raise ConfigError("features have 0 frames; expected at least 1 frame per batch.")
@@ -339,7 +348,8 @@ class ViTEncoder(nn.Module):
     ) -> EncoderOutput:
         """Encode features.
 
-        features: values ``(B, F, T)`` with ``F == config.n_bins``, any ``T >= 1``.
+        features: values ``(B, F, T)`` with ``F == config.n_bins``, any ``T >= 1``
+            (``(B, C, F, T)`` with ``C == config.in_channels > 1``).
         keep_idx: optional ``(B, K)`` int64 indices into the full token grid; only those tokens
             (with their own positions) enter the transformer, in the given order.
         padding_mask: optional ``(B, N)`` bool over the full grid, extra tokens to treat as

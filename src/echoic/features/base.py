@@ -15,18 +15,31 @@ Published checkpoints state theirs in other ways; expressed here:
   → ``waveform_scale=32768, mean=15.41663, std=2 * 6.55582`` (povey window).
 
 See :data:`echoic.features.kaldi.KALDI_FBANK_PRESETS`.
+
+Channels. A frontend whose config has ``channels = C > 1`` takes ``(B, C, S)`` audio and gives
+``(B, C', F, T)`` values: channel ``c`` is computed exactly as the mono path computes the ``(B, S)``
+waveform ``audio[:, c]`` (bit for bit), and the config's ``interchannel`` option may append level /
+phase differences (:mod:`echoic.features.interchannel`), so ``C' = out_channels``. Mono (the
+default) keeps ``(B, S)`` → ``(B, F, T)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable
 from typing import Any, ClassVar, overload
 
 import torch
 
 from echoic.config import from_dict, to_dict
 from echoic.errors import ConfigError
+from echoic.features.interchannel import (
+    channel_names,
+    level_differences,
+    phase_difference,
+    pool_onto_bins,
+)
 from echoic.registry import Registry
 from echoic.types import AudioBatch, Features
 
@@ -44,11 +57,13 @@ def snip_edges_num_frames(n_samples: int, win_length: int, hop_length: int) -> i
 
 
 class Frontend(torch.nn.Module):
-    """Base class of every frontend: ``AudioBatch`` ``(B, S)`` → ``Features`` ``(B, F, T)``.
+    """Base class of every frontend: ``AudioBatch`` ``(B, S)`` → ``Features`` ``(B, F, T)``
+    (``(B, C, S)`` → ``(B, out_channels, F, T)`` when the config has ``channels = C > 1``).
 
     Subclasses set ``name``, implement ``n_bins``, ``win_length``, ``hop_length`` (in samples) and
     ``compute(waveform, n_frames)``; the base class checks the batch, counts frames per item,
-    normalises with the config's ``mean``/``std`` and zeroes the padded frames.
+    computes each channel, normalises with the config's ``mean``/``std`` and zeroes the padded
+    frames. Inter-channel phase differences also need ``complex_spectrum`` and ``phase_pooling``.
     """
 
     name: ClassVar[str] = ""
@@ -81,6 +96,23 @@ class Frontend(torch.nn.Module):
     def channels(self) -> int:
         """Audio channels the frontend takes (``config.channels``, default 1 = mono)."""
         return int(getattr(self.config, "channels", 1))
+
+    @property
+    def interchannel(self) -> str:
+        """Inter-channel features appended to the channels (``config.interchannel``, default none)."""
+        return str(getattr(self.config, "interchannel", "none"))
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """What each channel of ``Features.values`` holds: ``channel0 …``, then ``ild1 …``, then
+        ``ipd_cos1, ipd_sin1, …`` (see :mod:`echoic.features.interchannel`)."""
+        return channel_names(self.channels, self.interchannel)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of ``Features.values`` (what an encoder's ``spec.channels`` must equal):
+        ``channels`` plus the inter-channel features; 1 means mono ``(B, F, T)`` values."""
+        return len(self.channel_names)
 
     @property
     def win_length(self) -> int:
@@ -131,8 +163,23 @@ class Frontend(torch.nn.Module):
         """
         raise NotImplementedError
 
+    def complex_spectrum(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, S)`` → ``(B, n_frames, K)`` complex STFT of the frames as this frontend windows
+        them (inter-channel phase differences are taken from it)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} gives no complex spectrum, so interchannel='ipd' is not "
+            "available for it; use interchannel='none' or 'ild'."
+        )
+
+    def phase_pooling(self) -> torch.Tensor:
+        """``(K, F)`` weights pooling linear-bin phase differences onto the ``F`` feature bins."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not pool phase differences; use interchannel='none'."
+        )
+
     def check_batch(self, batch: AudioBatch) -> torch.Tensor:
-        """The batch's ``(B, S)`` float32 waveform, after checking rate, channels and lengths."""
+        """The batch's float32 waveform, after checking rate, channels and lengths: ``(B, S)`` for
+        a mono frontend (a ``(B, 1, S)`` batch is accepted), ``(B, C, S)`` for ``C`` channels."""
         if batch.sample_rate != self.sample_rate:
             raise ValueError(
                 f"{type(self).__name__} expects audio at {self.sample_rate} Hz; found "
@@ -140,7 +187,16 @@ class Frontend(torch.nn.Module):
                 f"echoic.data.load_audio(path, sample_rate={self.sample_rate})."
             )
         waveform = batch.waveform
-        if waveform.ndim == 3:
+        if self.channels > 1:
+            found = 1 if waveform.ndim == 2 else int(waveform.shape[1])
+            if found != self.channels:
+                raise ValueError(
+                    f"{type(self).__name__} is configured for {self.channels} channels and expects "
+                    f"(B, {self.channels}, S) audio; found {found} channel(s), shape "
+                    f"{tuple(waveform.shape)}. Load with load_audio(path, mono=False) and give it "
+                    f"{self.channels} channels, or build the frontend with channels={found}."
+                )
+        elif waveform.ndim == 3:
             if waveform.shape[1] != 1:
                 raise ValueError(
                     f"{type(self).__name__} expects mono audio (B, S); found {waveform.shape[1]} "
@@ -162,7 +218,8 @@ class Frontend(torch.nn.Module):
         return waveform.to(torch.float32)
 
     def forward(self, batch: AudioBatch) -> Features:
-        """``AudioBatch`` ``(B, S)`` → ``Features`` ``(B, F, T)``, T = frames of the longest item.
+        """``AudioBatch`` ``(B, S)`` → ``Features`` ``(B, F, T)``, T = frames of the longest item;
+        ``(B, C, S)`` → ``(B, out_channels, F, T)`` for a ``C``-channel frontend.
 
         On CPU the frames are computed in chunks of about ``cpu_chunk_frames`` frames (all items
         together), which keeps the intermediate spectra in cache: ~3x faster than one pass.
@@ -170,26 +227,85 @@ class Frontend(torch.nn.Module):
         waveform = self.check_batch(batch)
         lengths = self.num_frames(batch.lengths.to(waveform.device))
         n_frames = int(lengths.max()) if lengths.numel() else 0
-        values = waveform.new_zeros(waveform.shape[0], self.n_bins, n_frames)
+        batch_size = waveform.shape[0]
+        if waveform.ndim == 2:
+            values = self.in_chunks(waveform, n_frames, self.normalised, (batch_size, self.n_bins))
+        else:
+            values = self.multichannel(waveform, n_frames)
         if n_frames == 0:
             return Features(values, lengths, self.hop_s, self.first_centre_s)
+        padded = torch.arange(n_frames, device=values.device)[None, :] >= lengths[:, None]
+        padded = padded[:, None, :] if values.ndim == 3 else padded[:, None, None, :]
+        values = values.masked_fill_(padded, 0.0)
+        return Features(values, lengths, self.hop_s, self.first_centre_s)
+
+    def normalised(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, S)`` → ``(B, F, n_frames)``: :meth:`compute` then ``(x - mean) / std``."""
+        chunk = self.compute(waveform, n_frames)
+        mean, std = float(self.config.mean), float(self.config.std)
+        if mean != 0.0:
+            chunk = chunk.sub_(mean)
+        if std != 1.0:
+            chunk = chunk.div_(std)
+        return chunk
+
+    def in_chunks(
+        self,
+        waveform: torch.Tensor,
+        n_frames: int,
+        compute: Callable[[torch.Tensor, int], torch.Tensor],
+        shape: tuple[int, ...],
+    ) -> torch.Tensor:
+        """``compute(segment, count)`` over ``n_frames`` frames of ``waveform`` ``(B, ..., S)``,
+        in chunks of about ``cpu_chunk_frames`` frames on CPU (one chunk elsewhere).
+
+        ``compute`` returns ``(*shape, count)`` for the ``count`` frames of its segment; the
+        result is ``(*shape, n_frames)``.
+        """
+        values = waveform.new_zeros(*shape, n_frames)
+        if n_frames == 0:
+            return values
         hop, win = self.hop_length, self.win_length
         step = n_frames
         if waveform.device.type == "cpu":
             step = max(1, self.cpu_chunk_frames // max(1, waveform.shape[0]))
-        mean, std = float(self.config.mean), float(self.config.std)
         for start in range(0, n_frames, step):
             count = min(step, n_frames - start)
-            segment = waveform[:, start * hop : (start + count - 1) * hop + win]
-            chunk = self.compute(segment, count)
-            if mean != 0.0:
-                chunk = chunk.sub_(mean)
-            if std != 1.0:
-                chunk = chunk.div_(std)
-            values[:, :, start : start + count] = chunk
-        padded = torch.arange(n_frames, device=values.device)[None, :] >= lengths[:, None]
-        values = values.masked_fill_(padded[:, None, :], 0.0)
-        return Features(values, lengths, self.hop_s, self.first_centre_s)
+            segment = waveform[..., start * hop : (start + count - 1) * hop + win]
+            values[..., start : start + count] = compute(segment, count)
+        return values
+
+    def multichannel(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, C, S)`` → ``(B, out_channels, F, n_frames)``: each channel as the mono path
+        computes it, then the configured inter-channel features (padded frames not yet zeroed)."""
+        batch_size, channels = int(waveform.shape[0]), int(waveform.shape[1])
+        shape = (batch_size, self.n_bins)
+        per_channel = [
+            self.in_chunks(waveform[:, c].contiguous(), n_frames, self.normalised, shape)
+            for c in range(channels)
+        ]
+        extra: list[torch.Tensor] = []
+        if "ild" in self.interchannel:
+            extra += level_differences(per_channel)
+        if "ipd" in self.interchannel:
+            shape = (batch_size, 2 * (channels - 1), self.n_bins)
+            extra += list(
+                self.in_chunks(waveform, n_frames, self.phase_differences, shape).unbind(1)
+            )
+        return torch.stack(per_channel + extra, dim=1)
+
+    def phase_differences(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, C, S)`` → ``(B, 2 (C - 1), F, n_frames)``: cos and sin of the phase of channel
+        ``c`` against channel 0, pooled onto the feature bins, for ``c = 1 … C - 1``."""
+        weights = self.phase_pooling().to(waveform.dtype)
+        spectra = [
+            self.complex_spectrum(waveform[:, c], n_frames) for c in range(waveform.shape[1])
+        ]
+        out: list[torch.Tensor] = []
+        for spectrum in spectra[1:]:
+            cos, sin = phase_difference(spectrum, spectra[0])
+            out += [pool_onto_bins(cos, weights), pool_onto_bins(sin, weights)]
+        return torch.stack(out, dim=1)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"name": ..., "config": {...}}``, JSON-ready; ``build_frontend(**d)`` rebuilds it."""

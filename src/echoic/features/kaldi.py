@@ -15,6 +15,10 @@ checkpoints were trained on. Per frame of ``frame_length_ms`` every ``frame_shif
 7. ``log(max(energy, float32 eps))`` (``use_log_fbank``);
 8. optionally the log frame energy as an extra bin (first, or last with ``htk_compat``).
 
+With ``channels = C > 1`` the frontend takes ``(B, C, S)`` audio and computes each channel the same
+way, optionally appending inter-channel level / phase differences (``interchannel``, see
+:mod:`echoic.features.interchannel`; the level difference needs ``use_log_fbank``).
+
 Not supported: dither (use ``dither=0`` semantics), VTLN warping, ``subtract_mean``.
 
 With 128 bins at 16 kHz (512-point FFT) filter 3 covers no FFT bin: Kaldi and kaldi_native_fbank
@@ -32,6 +36,7 @@ import torch
 
 from echoic.errors import ConfigError
 from echoic.features.base import FRONTENDS, Frontend, check_choice
+from echoic.features.interchannel import check_channels, pooling_weights
 
 WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman")
 FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
@@ -55,7 +60,12 @@ KALDI_FBANK_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class KaldiFbankConfig:
-    """Settings of :class:`KaldiFbankFrontend`; names follow Kaldi's options."""
+    """Settings of :class:`KaldiFbankFrontend`; names follow Kaldi's options.
+
+    channels: audio channels taken (1 = mono ``(B, S)``; ``C > 1``: ``(B, C, S)``).
+    interchannel: ``"none"``, ``"ild"``, ``"ipd"`` or ``"ild+ipd"`` features appended for 2+
+        channels (:mod:`echoic.features.interchannel`).
+    """
 
     sample_rate: int = 16000
     frame_length_ms: float = 25.0
@@ -77,8 +87,17 @@ class KaldiFbankConfig:
     waveform_scale: float = 1.0
     mean: float = 0.0
     std: float = 1.0
+    channels: int = 1
+    interchannel: str = "none"
 
     def __post_init__(self) -> None:
+        check_channels(self)
+        if "ild" in self.interchannel and not self.use_log_fbank:
+            raise ConfigError(
+                f"KaldiFbankConfig.interchannel={self.interchannel!r} takes the level difference "
+                "as a difference of log energies, so it needs use_log_fbank=True; found False. "
+                "Set use_log_fbank=True or interchannel='ipd'."
+            )
         check_choice(self, "window", WINDOWS)
         if self.n_mels <= 3:
             raise ConfigError(
@@ -187,7 +206,8 @@ def frame_sums(signal: torch.Tensor, n_frames: int, win: int, hop: int) -> torch
 
 
 class KaldiFbankFrontend(Frontend):
-    """Kaldi fbank: ``(B, S)`` audio → ``(B, n_mels [+1 energy], T)`` normalised log mel energies."""
+    """Kaldi fbank: ``(B, S)`` audio → ``(B, n_mels [+1 energy], T)`` normalised log mel energies
+    (``(B, C, S)`` → ``(B, out_channels, F, T)`` with ``channels = C > 1``)."""
 
     name = "kaldi_fbank"
 
@@ -251,6 +271,21 @@ class KaldiFbankFrontend(Frontend):
         torch.sub(frames[..., 1:], frames[..., :-1], alpha=coeff, out=out[..., 1:])
         out[..., 0] = frames[..., 0] * (1.0 - coeff)
         return out.mul_(window), raw_energy
+
+    def complex_spectrum(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, S)`` → ``(B, n_frames, fft_length // 2 + 1)`` complex spectra of the frames after
+        DC removal, pre-emphasis and window (``waveform_scale`` does not change phases: not applied)."""
+        frames, _ = self.windowed_frames(waveform, n_frames)
+        return torch.fft.rfft(frames, n=self.config.fft_length)
+
+    def phase_pooling(self) -> torch.Tensor:
+        """``(fft_length // 2 + 1, F)`` mel filters scaled to sum to 1 each; the energy bin (with
+        ``use_energy``) and filters covering no FFT bin get a zero column."""
+        weights = pooling_weights(self.mel_bank)
+        if not self.config.use_energy:
+            return weights
+        zero = weights.new_zeros(weights.shape[0], 1)
+        return torch.cat([weights, zero] if self.config.htk_compat else [zero, weights], dim=1)
 
     def compute(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
         """``(B, S)`` → ``(B, F, n_frames)`` Kaldi fbank (not yet normalised)."""

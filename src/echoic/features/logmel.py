@@ -9,7 +9,9 @@ on a triangular mel filter bank and compressed with a logarithm:
 - ``log="log10"``: ``log10(mel + log_offset)``
 - ``log="db"``: ``(20 / power) * log10(mel + log_offset)`` (dB whatever the power)
 
-then normalised with ``(x - mean) / std``. The filter bank is built in float64 in the torchaudio /
+then normalised with ``(x - mean) / std``. With ``channels = C > 1`` the frontend takes ``(B, C, S)``
+audio and computes each channel the same way, optionally appending inter-channel level / phase
+differences (``interchannel``, see :mod:`echoic.features.interchannel`). The filter bank is built in float64 in the torchaudio /
 librosa way (filters are triangles in Hz between mel-spaced edges); ``mel_scale="htk"`` with
 ``mel_norm=None`` is torchaudio's default, ``mel_scale="slaney", mel_norm="slaney"`` librosa's.
 """
@@ -23,6 +25,7 @@ import torch
 
 from echoic.errors import ConfigError
 from echoic.features.base import FRONTENDS, Frontend, check_choice
+from echoic.features.interchannel import check_channels, pooling_weights
 
 WINDOWS = ("hann", "hamming", "rectangular")
 MEL_SCALES = ("htk", "slaney")
@@ -32,7 +35,12 @@ LOGS = ("natural", "log10", "db")
 
 @dataclass
 class LogMelConfig:
-    """Settings of :class:`LogMelFrontend` (windows are periodic, as in torch and librosa)."""
+    """Settings of :class:`LogMelFrontend` (windows are periodic, as in torch and librosa).
+
+    channels: audio channels taken (1 = mono ``(B, S)``; ``C > 1``: ``(B, C, S)``).
+    interchannel: ``"none"``, ``"ild"``, ``"ipd"`` or ``"ild+ipd"`` features appended for 2+
+        channels (:mod:`echoic.features.interchannel`).
+    """
 
     sample_rate: int = 16000
     n_fft: int = 400
@@ -49,8 +57,11 @@ class LogMelConfig:
     log_offset: float = 1e-6
     mean: float = 0.0
     std: float = 1.0
+    channels: int = 1
+    interchannel: str = "none"
 
     def __post_init__(self) -> None:
+        check_channels(self)
         check_choice(self, "window", WINDOWS)
         check_choice(self, "mel_scale", MEL_SCALES)
         check_choice(self, "mel_norm", MEL_NORMS)
@@ -146,7 +157,8 @@ def analysis_window(name: str, length: int) -> torch.Tensor:
 
 
 class LogMelFrontend(Frontend):
-    """Log-mel spectrogram: ``(B, S)`` audio → ``(B, n_mels, T)`` normalised log mel energies."""
+    """Log-mel spectrogram: ``(B, S)`` audio → ``(B, n_mels, T)`` normalised log mel energies
+    (``(B, C, S)`` → ``(B, out_channels, n_mels, T)`` with ``channels = C > 1``)."""
 
     name = "logmel"
 
@@ -177,10 +189,18 @@ class LogMelFrontend(Frontend):
     def hop_length(self) -> int:
         return int(self.config.hop_length)
 
+    def complex_spectrum(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, S)`` → ``(B, n_frames, n_fft // 2 + 1)`` complex spectra of the windowed frames."""
+        frames = waveform.unfold(-1, self.win_length, self.hop_length)[:, :n_frames]
+        return torch.fft.rfft(frames * self.window, n=self.config.n_fft)
+
+    def phase_pooling(self) -> torch.Tensor:
+        """``(n_fft // 2 + 1, n_mels)`` mel filters scaled to sum to 1 each."""
+        return pooling_weights(self.mel_bank)
+
     def mel_energies(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
         """``(B, S)`` → ``(B, n_mels, n_frames)`` mel energies (before the log)."""
-        frames = waveform.unfold(-1, self.win_length, self.hop_length)[:, :n_frames]
-        spectrum = torch.fft.rfft(frames * self.window, n=self.config.n_fft)
+        spectrum = self.complex_spectrum(waveform, n_frames)
         if self.config.power == 2.0:
             spectrum = spectrum.real.square().add_(spectrum.imag.square())
         elif self.config.power == 1.0:
