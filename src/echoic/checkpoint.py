@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from echoic.config import from_dict, to_dict
 from echoic.encoders import build_encoder
-from echoic.encoders.base import EncoderSpec, TokenGeometry, token_geometry
+from echoic.encoders.base import Encoder, EncoderSpec, TokenGeometry, token_geometry
 from echoic.errors import CheckpointError
 from echoic.features.base import Frontend, build_frontend
 from echoic.registry import unknown_name_message
@@ -89,8 +89,8 @@ class EchoicModel(torch.nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.frontend = build_frontend(config.frontend, config.frontend_config)
-        self.encoder = build_encoder(config.encoder, **config.encoder_config)
+        self.frontend: Frontend = build_frontend(config.frontend, config.frontend_config)
+        self.encoder: Encoder = build_encoder(config.encoder, **config.encoder_config)
         # Store the resolved configs so a saved model rebuilds exactly, even if defaults change.
         self.config = dataclasses.replace(
             config,
@@ -144,7 +144,9 @@ def load(path_or_name: str | os.PathLike[str] = DEFAULT_MODEL) -> EchoicModel:
             f"in {ECHOIC_KINDS}); build it with echoic.load({str(path_or_name)!r}) or "
             "echoic.zoo.registry.resolve_model, or pass an echoic model name or directory"
         )
-    return card.build()
+    model = card.build()
+    assert isinstance(model, EchoicModel), f"card {card.name!r} of kind {card.kind} built {model!r}"
+    return model
 
 
 def read_config(path: str | os.PathLike[str]) -> ModelConfig:

@@ -54,7 +54,9 @@ def test_spec_is_declared_without_building_and_matches_the_module(case) -> None:
     spec = encoder_config(name).spec()
     assert isinstance(spec, EncoderSpec)
     assert model.encoder.spec == spec
-    assert isinstance(model.encoder, Encoder)  # the runtime-checkable protocol's methods exist
+    assert isinstance(
+        model.encoder, Encoder
+    )  # the base class whose abstract methods are the protocol
 
 
 @torch.no_grad()

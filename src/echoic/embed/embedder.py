@@ -35,6 +35,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,7 @@ class Embedder(EmbeddingMethods):
     def __init__(
         self,
         model: EchoicModel | str = DEFAULT_MODEL,
-        config: EmbedConfig | dict | None = None,
+        config: EmbedConfig | dict[str, Any] | None = None,
         **overrides: object,
     ) -> None:
         self.model = load(model) if isinstance(model, str) else model

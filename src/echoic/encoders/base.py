@@ -26,11 +26,13 @@ last patch is kept, as ViTs do) or when its receptive field does not fit in the 
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
+from torch import nn
 
 from echoic.errors import ConfigError
 from echoic.types import EncoderOutput, Features
@@ -111,8 +113,8 @@ class EncoderSpec:
         """``(n_freq, n_time)`` token grid of ``n_frames`` input frames."""
         return self.freq_tokens, self.time_steps(n_frames)
 
-    def centre_frame(self, time_index: torch.Tensor | float) -> torch.Tensor | float:
-        """Centre of time step ``t`` in input frames: ``t * stride + (receptive - 1) / 2``."""
+    def centre_frame(self, time_index: torch.Tensor) -> torch.Tensor:
+        """Centre of time steps ``t`` in input frames: ``t * stride + (receptive - 1) / 2``."""
         return time_index * self.stride + (self.receptive - 1) / 2.0
 
 
@@ -200,9 +202,10 @@ class TokenizedInput(NamedTuple):
     grid: tuple[int, int]
 
 
-@runtime_checkable
-class Encoder(Protocol):
-    """What every encoder offers (``encoders/vit.py`` and ``encoders/wav.py`` are the examples).
+class Encoder(nn.Module, abc.ABC):
+    """The base class of every encoder (``encoders/vit.py`` and ``encoders/wav.py`` are the
+    examples). Its abstract methods are the protocol; mypy (``make test``) checks that a new
+    encoder implements them with these signatures, and Python refuses to build one that does not.
 
     ``forward(features, keep_idx=None, padding_mask=None)`` is the usual call. The token-level
     pair ``embed_tokens`` → ``forward_tokens`` lets an objective edit tokens before the blocks
@@ -214,48 +217,70 @@ class Encoder(Protocol):
         out = encoder.forward_tokens(tokens, pad, features)
 
     ``embed_tokens(features)`` with positions and ``forward_tokens`` on all tokens equals
-    ``forward(features)``. Kept-token indices (``keep_idx``) are only accepted when
-    ``spec.accepts_keep_idx``.
+    ``forward(features)`` (the default ``forward`` is exactly that). Kept-token indices
+    (``keep_idx``) are only accepted when ``spec.accepts_keep_idx``.
     """
 
     @property
-    def spec(self) -> EncoderSpec: ...
+    @abc.abstractmethod
+    def spec(self) -> EncoderSpec:
+        """What this encoder is (usually ``self.config.spec()``)."""
 
-    def grid(self, n_frames: int) -> tuple[int, int]: ...
+    def grid(self, n_frames: int) -> tuple[int, int]:
+        """``(n_freq, n_time)`` of the token grid for ``n_frames`` input frames."""
+        return self.spec.grid(n_frames)
 
+    @abc.abstractmethod
     def token_padding(self, features: Features) -> torch.Tensor:
         """``(B, N)`` bool over the full grid, True on tokens that cover only padding."""
-        ...
 
+    @abc.abstractmethod
     def token_targets(self, features: Features) -> torch.Tensor:
         """``(B, N, spec.token_input_size)`` the input values each token covers (MAE targets)."""
-        ...
 
+    @abc.abstractmethod
     def embed_tokens(
         self,
         features: Features,
         keep_idx: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
         add_positions: bool = True,
-    ) -> TokenizedInput: ...
+    ) -> TokenizedInput:
+        """Tokens before the blocks (with positions unless ``add_positions=False``); with
+        ``keep_idx (B, K)`` only those tokens, in that order."""
 
+    @abc.abstractmethod
     def add_positions(
         self, tokens: torch.Tensor, grid: tuple[int, int], padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(B, N, D)`` full-grid tokens with the encoder's positional information added."""
-        ...
 
+    @abc.abstractmethod
     def forward_tokens(
         self,
         tokens: torch.Tensor,
         padding_mask: torch.Tensor | None,
         features: Features,
         token_index: torch.Tensor | None = None,
-    ) -> EncoderOutput: ...
+    ) -> EncoderOutput:
+        """The blocks on prepared tokens ``(B, K, D)``; ``token_index (B, K)`` says where each
+        sits on the full grid (None: the full grid in order)."""
 
-    def __call__(
+    def forward(
         self,
         features: Features,
         keep_idx: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
-    ) -> EncoderOutput: ...
+    ) -> EncoderOutput:
+        """Encode ``features``; ``keep_idx (B, K)`` runs only those tokens (token dropping)."""
+        tokens, pad, _ = self.embed_tokens(features, keep_idx=keep_idx, padding_mask=padding_mask)
+        return self.forward_tokens(tokens, pad, features, token_index=keep_idx)
+
+    if TYPE_CHECKING:  # calling the module runs forward (through nn.Module's hooks)
+
+        def __call__(
+            self,
+            features: Features,
+            keep_idx: torch.Tensor | None = None,
+            padding_mask: torch.Tensor | None = None,
+        ) -> EncoderOutput: ...

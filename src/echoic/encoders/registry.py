@@ -12,10 +12,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from torch import nn
-
 from echoic.config import from_dict, to_dict
-from echoic.encoders.base import EncoderSpec
+from echoic.encoders.base import Encoder, EncoderSpec
 from echoic.registry import Registry
 
 __all__ = ["ENCODERS", "EncoderConfig", "build_encoder", "encoder_config"]
@@ -25,7 +23,7 @@ class EncoderConfig(Protocol):
     """What a registered size factory must return: a dataclass that can build its module and
     declare its :class:`~echoic.encoders.base.EncoderSpec` without building it."""
 
-    def build(self) -> nn.Module: ...
+    def build(self) -> Encoder: ...
 
     def spec(self) -> EncoderSpec: ...
 
@@ -48,7 +46,7 @@ def encoder_config(name: str, **overrides: Any) -> EncoderConfig:
     return from_dict(type(base), merged, where=f"encoder {name!r}")
 
 
-def build_encoder(name: str, **overrides: Any) -> nn.Module:
+def build_encoder(name: str, **overrides: Any) -> Encoder:
     """Build the encoder registered as ``name`` (e.g. ``"vit_base"``), with config ``overrides``.
 
     >>> enc = build_encoder("vit_test", patch=(16, 8))

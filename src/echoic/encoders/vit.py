@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from echoic.encoders.base import EncoderSpec, TokenizedInput
+from echoic.encoders.base import Encoder, EncoderSpec, TokenizedInput
 from echoic.encoders.registry import ENCODERS, build_encoder
 from echoic.errors import ConfigError
 from echoic.layers import (
@@ -118,7 +118,7 @@ class ViTConfig:
         )
 
 
-class ViTEncoder(nn.Module):
+class ViTEncoder(Encoder):
     """Spectrogram ViT: ``Features (B, F, T)`` (``(B, C, F, T)`` with ``in_channels = C > 1``) →
     ``EncoderOutput`` with ``depth + 1`` layers."""
 

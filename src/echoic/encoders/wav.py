@@ -37,7 +37,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from echoic.encoders.base import EncoderSpec, TokenizedInput, time_token_padding
+from echoic.encoders.base import Encoder, EncoderSpec, TokenizedInput, time_token_padding
 from echoic.encoders.registry import ENCODERS
 from echoic.errors import ConfigError
 from echoic.layers import (
@@ -138,7 +138,7 @@ class WavConfig:
         )
 
 
-class WavEncoder(nn.Module):
+class WavEncoder(Encoder):
     """Waveform CNN + transformer: ``Features (B, 1, S)`` → ``EncoderOutput`` (``depth + 1``
     layers of ``(B, N, D)`` frame tokens)."""
 
@@ -191,8 +191,9 @@ class WavEncoder(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        for layer in self.feature_encoder.layers:
-            nn.init.kaiming_normal_(layer.conv.weight)
+        for module in self.feature_encoder.modules():
+            if isinstance(module, nn.Conv1d):
+                nn.init.kaiming_normal_(module.weight)
 
     # ----------------------------------------------------------------- protocol
     @property
@@ -202,10 +203,6 @@ class WavEncoder(nn.Module):
     @property
     def spec(self) -> EncoderSpec:
         return self._config.spec()
-
-    def grid(self, n_frames: int) -> tuple[int, int]:
-        """``(1, n_time)`` tokens for ``n_frames`` input samples."""
-        return self.spec.grid(n_frames)
 
     def _waveform(self, features: Features) -> torch.Tensor:
         """``(B, C, S)`` samples of ``features`` (values ``(B, 1, S)`` or ``(B, C, 1, S)``)."""
@@ -350,16 +347,6 @@ class WavEncoder(nn.Module):
             grid=grid,
             patch_hop_s=features.hop_s * spec.stride,
         )
-
-    def forward(
-        self,
-        features: Features,
-        keep_idx: torch.Tensor | None = None,
-        padding_mask: torch.Tensor | None = None,
-    ) -> EncoderOutput:
-        """Encode waveform features; ``keep_idx (B, K)`` runs only those tokens (token dropping)."""
-        tokens, pad, _ = self.embed_tokens(features, keep_idx=keep_idx, padding_mask=padding_mask)
-        return self.forward_tokens(tokens, pad, features, token_index=keep_idx)
 
 
 def _size(dim: int, depth: int, heads: int, conv_dim: int, pos_kernel: int, pos_groups: int):

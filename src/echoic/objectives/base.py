@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from echoic.config import from_dict
-from echoic.encoders.base import EncoderSpec
+from echoic.encoders.base import Encoder, EncoderSpec
 from echoic.errors import ConfigError
 from echoic.registry import Registry
 from echoic.types import Features, ObjectiveOutput, TrainBatch
@@ -65,10 +65,10 @@ class Objective(nn.Module):
     min_views: ClassVar[int] = 1
     """Views per clip the method needs in a batch (two-view methods: 2); ``data.views``."""
 
-    def __init__(self, encoder: nn.Module, config: Any) -> None:
+    def __init__(self, encoder: Encoder, config: Any) -> None:
         super().__init__()
-        self.check_encoder(encoder.spec)  # type: ignore[arg-type]
-        self.encoder = encoder
+        self.check_encoder(encoder.spec)
+        self.encoder: Encoder = encoder
         self.config = config
 
     @classmethod
@@ -111,7 +111,7 @@ def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
 
 
 def build_objective(
-    name: str, encoder: nn.Module, config: dict[str, Any] | Any | None = None
+    name: str, encoder: Encoder, config: dict[str, Any] | Any | None = None
 ) -> Objective:
     """The objective registered as ``name`` around ``encoder``.
 
@@ -130,9 +130,9 @@ def build_objective(
 
 
 # ------------------------------------------------------------------------------- helpers
-def token_padding(features: Features, encoder: nn.Module) -> torch.Tensor:
+def token_padding(features: Features, encoder: Encoder) -> torch.Tensor:
     """``(B, N)`` bool over the full token grid, True on tokens that only cover padding."""
-    return encoder.token_padding(features)  # type: ignore[operator,no-any-return]
+    return encoder.token_padding(features)
 
 
 def require_keep_idx(name: str, spec: EncoderSpec) -> None:
@@ -177,7 +177,7 @@ def annealed_decay(start: float, end: float, step: int, end_step: int) -> float:
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     """``teacher = decay * teacher + (1 - decay) * student`` for parameters; buffers are copied."""
-    t_params = [p for p in teacher.parameters()]
+    t_params: list[torch.Tensor] = list(teacher.parameters())
     s_params = [p.detach() for p in student.parameters()]
     if len(t_params) != len(s_params):
         raise ConfigError("teacher and student must have the same parameters for an EMA update.")

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echoic.encoders.base import EncoderSpec
+from echoic.encoders.base import Encoder, EncoderSpec
 from echoic.errors import ConfigError
 from echoic.masking import build_masker
 from echoic.objectives.base import (
@@ -159,17 +159,18 @@ class EATObjective(Objective):
                 "eat needs an encoder with a CLS token (utterance loss); set cls_token=True."
             )
 
-    def __init__(self, encoder: nn.Module, config: EATConfig) -> None:
+    def __init__(self, encoder: Encoder, config: EATConfig) -> None:
         super().__init__(encoder, config)
         self.masker = build_masker(config.mask, mask_ratio=config.mask_ratio, **config.mask_options)
         self.ema = frozen_copy(encoder)
         self.decoder = ConvDecoder2d(
-            encoder.spec.width,  # type: ignore[union-attr]
+            encoder.spec.width,
             config.decoder_dim,
             config.decoder_layers,
             config.decoder_kernel,
             config.decoder_groups,
         )
+        self.num_updates: torch.Tensor
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
     def teacher(self) -> nn.Module:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from echoic.encoders.base import EncoderSpec
+from echoic.encoders.base import Encoder, EncoderSpec
 from echoic.layers import Block, gather_tokens, padding_to_attn_mask, sincos_grid
 from echoic.masking import build_masker
 from echoic.objectives.base import (
@@ -73,9 +73,9 @@ class MAEObjective(Objective):
     def check_encoder(cls, spec: EncoderSpec) -> None:
         require_keep_idx("mae", spec)
 
-    def __init__(self, encoder: nn.Module, config: MAEConfig) -> None:
+    def __init__(self, encoder: Encoder, config: MAEConfig) -> None:
         super().__init__(encoder, config)
-        spec: EncoderSpec = encoder.spec  # type: ignore[assignment]
+        spec = encoder.spec
         dim = spec.width
         pixels = spec.token_input_size
         width = config.decoder_dim

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from echoic.encoders.base import EncoderSpec
+from echoic.encoders.base import Encoder
 from echoic.layers import gather_tokens
 from echoic.masking import build_masker
 from echoic.objectives.base import Objective, masked_mean, register, token_padding
@@ -76,9 +76,9 @@ class SSASTObjective(Objective):
 
     config_class = SSASTConfig
 
-    def __init__(self, encoder: nn.Module, config: SSASTConfig) -> None:
+    def __init__(self, encoder: Encoder, config: SSASTConfig) -> None:
         super().__init__(encoder, config)
-        spec: EncoderSpec = encoder.spec  # type: ignore[assignment]
+        spec = encoder.spec
         dim = spec.width
         pixels = spec.token_input_size
         self.masker = build_masker(config.mask, mask_ratio=config.mask_ratio, **config.mask_options)
