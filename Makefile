@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: $(STAMP) apt lint
 	$(BIN)/python -m pytest -q -n 2 --durations=15 tests

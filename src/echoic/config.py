@@ -40,7 +40,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         for arg in typing.get_args(hint):
             if arg is type(None):
                 continue
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg) and isinstance(value, dict):
                 return from_dict(arg, value, where)
             if typing.get_origin(arg) is tuple and isinstance(value, list):
                 return tuple(value)
@@ -54,7 +54,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 def to_dict(config: Any) -> dict[str, Any]:
     """JSON-ready dict of a (nested) dataclass config; tuples become lists."""
-    return _jsonable(dataclasses.asdict(config))
+    result: dict[str, Any] = _jsonable(dataclasses.asdict(config))
+    return result
 
 
 def _jsonable(value: Any) -> Any:

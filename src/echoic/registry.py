@@ -10,7 +10,7 @@ import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -35,6 +35,12 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._discover_package = discover_package
         self._discovered = discover_package is None
+
+    @overload
+    def register(self, name: str, obj: None = None) -> Callable[[T], T]: ...
+
+    @overload
+    def register(self, name: str, obj: T) -> T: ...
 
     def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
         """Register ``obj`` under ``name``; used bare (``register(name, obj)``) or as a decorator."""

@@ -36,7 +36,7 @@ def model_rows() -> list[dict[str, Any]]:
 def _table_rows() -> list[tuple[str, ...]]:
     from echoic.cards import list_cards
 
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for card in list_cards():
         rows.append(
             (

@@ -51,7 +51,7 @@ def make_good_files(
     paths = []
     for i in range(n):
         x = tone(sample_rate, seconds, frequency=220.0 * 2 ** (i / 12), amplitude=0.4)
-        x = x + 0.01 * rng.standard_normal(x.shape[0]).astype(np.float32)
+        x = x + 0.01 * rng.standard_normal(int(x.shape[0])).astype(np.float32)
         path = directory / f"good_{i:03d}.wav"
         sf.write(path, x, sample_rate, subtype="PCM_16")
         paths.append(path)
@@ -73,6 +73,8 @@ def encode_with_pyav(path: str | Path, x: np.ndarray, sample_rate: int, codec: s
     path = Path(path)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=sample_rate)
+        if not isinstance(stream, av.AudioStream):
+            raise ValueError(f"codec {codec!r} is not an audio codec")
         stream.layout = "mono"
         ctx = stream.codec_context
         ctx.open()  # sets frame_size and the encoder's sample format

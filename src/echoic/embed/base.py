@@ -51,11 +51,17 @@ class EmbeddingModel(Protocol):
     the shortest input that carries information (shorter clips are padded or rejected by callers).
     """
 
-    label: str
-    identity: str
-    sample_rate: int
-    embedding_size: int
-    min_samples: int
+    # Read-only properties: implementations may use plain attributes or properties.
+    @property
+    def label(self) -> str: ...
+    @property
+    def identity(self) -> str: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def embedding_size(self) -> int: ...
+    @property
+    def min_samples(self) -> int: ...
 
     def embed(
         self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None

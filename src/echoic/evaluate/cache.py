@@ -90,7 +90,7 @@ def cache_directory(cache_root: Path, identity: str, task: HearTask, model_rate:
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, allow_pickle=True, **arrays)  # the default, named: **arrays cannot set it
     os.replace(tmp, path)
 
 

@@ -62,7 +62,8 @@ class SplitSet:
 
 def gather(task: HearTask, emb: TaskEmbeddings, splits: tuple[str, ...]) -> SplitSet:
     """Concatenate ``splits`` of ``emb`` (in the given order) with their targets."""
-    xs, targets, files, offsets, times, refs, file_split = [], [], [], [0], [], [], []
+    files: list[str] = []
+    xs, targets, offsets, times, refs, file_split = [], [], [0], [], [], []
     for k, split in enumerate(splits):
         e = emb.splits[split]
         content = task.splits[split]

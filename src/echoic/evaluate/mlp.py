@@ -212,7 +212,9 @@ class StackedMLP:
             or len(self._scratch) != len(self.params)
             or any(b.shape != p.shape for b, p in zip(self._scratch, self.params, strict=True))
         ):
-            self._scratch = [torch.empty_like(p, requires_grad=False) for p in self.params]
+            self._scratch: list[torch.Tensor] = [
+                torch.empty_like(p, requires_grad=False) for p in self.params
+            ]
         return self._scratch
 
     def state(self, index: torch.Tensor | None = None) -> list[torch.Tensor]:

@@ -220,7 +220,7 @@ def build_report(records: list[dict[str, Any]], out_dir: Path, title: str = "ech
     parts.append(
         "</table><h2>Models</h2><table><tr><th>name</th><th>label</th><th>identity</th></tr>"
     )
-    seen = {}
+    seen: dict[str, dict[str, Any]] = {}
     for r in records:
         seen.setdefault(r["model"], r)
     for name, r in seen.items():
@@ -233,9 +233,9 @@ def build_report(records: list[dict[str, Any]], out_dir: Path, title: str = "ech
         ("scores.png", scores_figure(records), "Scores per task"),
         ("heatmap.png", heatmap_figure(records), "Model × task"),
     ]
-    for name, png, heading in figures:
-        (fig_dir / name).write_bytes(png)
-        parts.append(f"<h2>{heading}</h2>{_img(png, heading)}")
+    for name, image, heading in figures:
+        (fig_dir / name).write_bytes(image)
+        parts.append(f"<h2>{heading}</h2>{_img(image, heading)}")
     parts.append("<h2>Confusion matrices (best model per task)</h2><div class='grid'>")
     for task in sorted({r["task"] for r in records}):
         candidates = [r for r in records if r["task"] == task and r.get("confusion")]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -69,7 +69,8 @@ def _load(model: ModelLike) -> tuple[str, EmbeddingModel]:
     if callable(model) and not hasattr(model, "embed"):
         built = model()
         return built.label, built
-    return model.label, model  # type: ignore[union-attr]
+    embedding_model = cast(EmbeddingModel, model)  # it has ``embed`` (checked above)
+    return embedding_model.label, embedding_model
 
 
 def evaluate(

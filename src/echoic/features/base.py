@@ -279,7 +279,7 @@ class Frontend(torch.nn.Module):
         """``(B, C, S)`` → ``(B, out_channels, F, n_frames)``: each channel as the mono path
         computes it, then the configured inter-channel features (padded frames not yet zeroed)."""
         batch_size, channels = int(waveform.shape[0]), int(waveform.shape[1])
-        shape = (batch_size, self.n_bins)
+        shape: tuple[int, ...] = (batch_size, self.n_bins)
         per_channel = [
             self.in_chunks(waveform[:, c].contiguous(), n_frames, self.normalised, shape)
             for c in range(channels)

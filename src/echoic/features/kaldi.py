@@ -214,6 +214,8 @@ class KaldiFbankFrontend(Frontend):
     def __init__(self, config: KaldiFbankConfig) -> None:
         super().__init__(config)
         self.config: KaldiFbankConfig = config
+        self.window: torch.Tensor
+        self.mel_bank: torch.Tensor
         window = kaldi_window(config.window, config.win_length, config.blackman_coeff)
         self.register_buffer("window", window, False)
         bank = kaldi_mel_bank(

@@ -165,6 +165,8 @@ class LogMelFrontend(Frontend):
     def __init__(self, config: LogMelConfig) -> None:
         super().__init__(config)
         self.config: LogMelConfig = config
+        self.window: torch.Tensor
+        self.mel_bank: torch.Tensor
         self.register_buffer("window", analysis_window(config.window, config.win_length), False)
         bank = mel_filter_bank(
             config.n_fft // 2 + 1,

@@ -92,9 +92,9 @@ class WaveformFrontend(Frontend):
             var = (((wave - mean) * valid) ** 2).sum(dim=-1, keepdim=True) / count
             wave = (wave - mean) / (var + 1e-7).sqrt()
         else:
-            mean, std = float(self.config.mean), float(self.config.std)
-            if mean != 0.0 or std != 1.0:
-                wave = (wave - mean) / std
+            offset, scale = float(self.config.mean), float(self.config.std)
+            if offset != 0.0 or scale != 1.0:
+                wave = (wave - offset) / scale
         values = torch.where(valid, wave, torch.zeros((), dtype=wave.dtype, device=wave.device))
         values = values.unsqueeze(-2)  # one bin: (B, 1, S) or (B, C, 1, S)
         return Features(values, lengths, self.hop_s, self.first_centre_s)

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import soundfile as sf
 
@@ -81,10 +82,11 @@ def _guess_splits(task_dir: Path) -> list[str]:
 def format_summary(summary: TaskSummary, max_labels: int = 60) -> str:
     """Human-readable lines for :func:`summarise_task`'s result."""
     m = summary.metadata
+    metrics = cast("list[object]", m["evaluation"])  # HEAR task_metadata.json: a list of names
     lines = [
         f"{summary.directory.name}: {m['embedding_type']}/{m['prediction_type']}, "
         f"{m['split_mode']}, {len(summary.vocabulary)} labels, sample_duration "
-        f"{m['sample_duration']} s, metrics {', '.join(map(str, m['evaluation']))}"
+        f"{m['sample_duration']} s, metrics {', '.join(map(str, metrics))}"
     ]
     total = 0
     for s in summary.splits:

@@ -115,7 +115,7 @@ def _read_table(path: Path) -> list[Clip]:
 def _read_jsonl(path: Path) -> list[Clip]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     clips = []
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue

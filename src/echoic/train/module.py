@@ -24,6 +24,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from echoic.checkpoint import EchoicModel, ModelConfig
 from echoic.config import to_dict
@@ -70,7 +71,8 @@ def cosine_with_warmup(warmup: int, total: int, min_ratio: float) -> Callable[[i
 def parameter_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Trainable parameters split into decayed (matrices) and not decayed (biases, norms, and
     single vectors such as CLS / mask tokens of shape ``(1, 1, D)``)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for _, p in module.named_parameters():
         if not p.requires_grad:
             continue
@@ -150,7 +152,7 @@ class PretrainModule(L.LightningModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         o = self.config.optim
         optimizer = torch.optim.AdamW(
             parameter_groups(self.objective, o.weight_decay),

@@ -19,7 +19,7 @@ def capture_rng(generator: torch.Generator | None = None) -> dict[str, Any]:
     """States of Python's, NumPy's and torch's global RNGs (CPU + every CUDA device) and of
     ``generator`` (e.g. the masking generator)."""
     py_version, py_state, py_gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
         "numpy": {

@@ -114,6 +114,8 @@ class BowNet(nn.Module):
     def __init__(self, config: BowConfig) -> None:
         super().__init__()
         self.config = config
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.zeros(config.n_mels))
         self.register_buffer("std", torch.ones(config.n_mels))
         self.encoders = nn.ModuleList(
@@ -150,7 +152,7 @@ class BowModel(StatsModel):
     name = "bow"
 
     def __init__(self, config: BowConfig, net: BowNet | None = None, where: str = "") -> None:
-        self.config = config
+        self.config: BowConfig = config
         self.net = (net or BowNet(config)).eval()
         self.frontend = build_frontend("logmel", config.mel().frontend_config())
         self.context = ContextConfig(config.frame_hop_ms, config.context_ms)

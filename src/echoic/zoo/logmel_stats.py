@@ -56,7 +56,9 @@ class LogMelStats(StatsModel):
     label = "logmel_stats (baseline: log-mel mean/std)"
 
     def __init__(self, config: LogMelStatsConfig | None = None, **options: Any) -> None:
-        self.config = config or from_dict(LogMelStatsConfig, options, where="logmel_stats")
+        self.config: LogMelStatsConfig = config or from_dict(
+            LogMelStatsConfig, options, where="logmel_stats"
+        )
         self.frontend = build_frontend("logmel", self.config.frontend_config())
         self.context = ContextConfig(self.config.frame_hop_ms, self.config.context_ms)
         self.embedding_size = 2 * self.config.n_mels

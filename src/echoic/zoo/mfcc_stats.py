@@ -83,7 +83,9 @@ class MfccStats(StatsModel):
     label = "mfcc_stats (baseline: MFCC+deltas mean/std)"
 
     def __init__(self, config: MfccStatsConfig | None = None, **options: Any) -> None:
-        self.config = config or from_dict(MfccStatsConfig, options, where="mfcc_stats")
+        self.config: MfccStatsConfig = config or from_dict(
+            MfccStatsConfig, options, where="mfcc_stats"
+        )
         c = self.config
         mel = LogMelStatsConfig(c.sample_rate, c.n_mels, c.win_ms, c.hop_ms, c.f_min, c.f_max)
         self.frontend = build_frontend("logmel", mel.frontend_config())

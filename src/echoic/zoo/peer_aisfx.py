@@ -25,6 +25,7 @@ The paper's features came from Essentia (AGPL), which the adapter does not use.
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ def load_aisfx_weights() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from aisfx.inference import get_path_modelWeights
     from numpy._core.multiarray import scalar
 
-    allowed = [
+    allowed: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
         (scalar, "numpy.core.multiarray.scalar"),
         np.dtype,
         np.dtypes.Int64DType,

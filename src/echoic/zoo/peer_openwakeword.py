@@ -78,7 +78,8 @@ class OpenWakeWordModel(ZooModel):
         self.frame_hop_ms = 1000.0 * self.config.window_step * MEL_HOP / self.sample_rate
 
     def native(self, clips: list[np.ndarray]) -> list[NativeFrames]:
-        windows, counts = [], []
+        windows: list[np.ndarray] = []
+        counts: list[int] = []
         for clip in clips:
             mel = self.features._get_melspectrogram(to_int16(clip))
             starts = range(0, mel.shape[0] - WINDOW + 1, self.config.window_step)

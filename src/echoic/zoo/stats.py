@@ -58,6 +58,7 @@ class StatsModel(ZooModel):
 
     frontend: Frontend
     context: ContextConfig
+    config: Any  # the subclass's config dataclass (what ``identity_payload`` records)
 
     def _setup_geometry(self) -> None:
         self.sample_rate = self.frontend.sample_rate

@@ -11,6 +11,7 @@ The soundfont_instrument task's test soundfont (TimGM6mb) is never used. Needs t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import subprocess
@@ -124,15 +125,15 @@ class Music21Fluidsynth(CorpusSource):
         paths.sort()
         order = np.random.default_rng(ctx.seed).permutation(len(paths))
         hours = ctx.max_hours if ctx.max_hours is not None else DEFAULT_HOURS
-        total = 0
+        total: float = 0
         for i in order:
             if total >= hours * 3600:
                 return
-            key, path = paths[int(i)]
+            key, score = paths[int(i)]
             stem = key.rsplit(".", 1)[0]
             yield CorpusItem(
                 key=stem,
-                render=lambda path=path, stem=stem: render_piece(path, stem, ctx.seed),
+                render=functools.partial(render_piece, score, stem, ctx.seed),
                 origin=f"music21:{key}",
             )
             total += MAX_PIECE_S  # upper bound per piece; the build's hours cap is exact
