@@ -9,9 +9,11 @@ trained with every seed (all together, vectorised) and the point with the best m
 score over seeds wins (ties: first in the shuffled order). The winner is retrained on every
 other fold (its seeds together), and fold 0 reuses the grid-search probes, as hear-eval-kit does.
 
-linear: features standardised with the training split's mean and standard deviation, one linear
-layer, Adam (lr 1e-3), batch 256, ≤ 200 epochs, validation every epoch, patience 20, reshuffled
-every epoch, seeds trained together.
+linear: features standardised with the training split's mean and standard deviation, then
+L2-regularised logistic regression (softmax, or one-vs-rest sigmoids for multilabel and event
+tasks) solved exactly by full-batch L-BFGS along a path of strengths, the strength chosen on the
+validation split (:mod:`echoic.evaluate.linear`). Deterministic, so one run per fold whatever
+``seeds`` says.
 
 knn: cosine similarity to the training rows, k = 10 nearest, votes weighted by
 ``exp(similarity / 0.07)``; class probabilities are the normalised weighted votes. Deterministic,
@@ -32,6 +34,7 @@ import torch
 from echoic.evaluate.cache import TaskEmbeddings
 from echoic.evaluate.data import Scorer, SplitSet, gather
 from echoic.evaluate.fit import FitConfig, fit_probes
+from echoic.evaluate.linear import DEFAULT_L2_PATH, fit_linear
 from echoic.evaluate.metrics import MINIMISED, report_metrics
 from echoic.evaluate.mlp import ProbeSpec
 from echoic.evaluate.task import FoldPlan, HearTask
@@ -60,7 +63,7 @@ class ProbeConfig:
     batch_size: int | None = None
     order: str | None = None  # "fixed" | "epoch"
     backend: str = "stacked"  # "stacked" | "sequential"
-    linear_lr: float = 1e-3
+    linear_l2_path: tuple[float, ...] = DEFAULT_L2_PATH
     knn_k: int = 10
     knn_temperature: float = 0.07
 
@@ -149,7 +152,7 @@ def run_probe(
         _knn_probe(task, emb, config, metrics, plans, outcome)
         outcome.seconds = time.perf_counter() - start
         return outcome
-    seeds = list(range(config.seeds))
+    seeds = [0] if config.protocol == "linear" else list(range(config.seeds))
     work = _UnitWork(task, emb, config, device, metrics, plans, seeds)
     cuda = torch.device(device).type == "cuda"
     jobs = 1 if cuda else jobs  # forked workers cannot share a CUDA context
@@ -157,9 +160,7 @@ def run_probe(
         run_units, store=store, jobs=jobs, threads=threads, progress=progress, desc=task.name
     )
     if config.protocol == "linear":
-        work.points = [
-            {"hidden_layers": 0, "lr": config.linear_lr, "initialization": "xavier_uniform"}
-        ]
+        work.points = [{"l2_path": list(config.linear_l2_path)}]
         units = [Unit(f, (0,)) for f in range(len(plans))]
         done = run(units, work)
         chosen, best = work.points[0], 0
@@ -220,6 +221,8 @@ class _UnitWork:
         return self._fold[1]
 
     def __call__(self, unit: Unit) -> dict[str, Any]:
+        if self.config.protocol == "linear":
+            return self._linear(unit)
         task, config = self.task, self.config
         train, valid, test, valid_scorer, test_scorer = self._data(unit.fold)
         pairs = [(p, s) for p in unit.points for s in self.seeds]
@@ -240,7 +243,8 @@ class _UnitWork:
         )
         probs_all = result.predict(test.x, task.prediction_type == "multilabel")
         plan = self.plans[unit.fold]
-        runs, confusion = [], {}
+        runs = []
+        confusion: dict[str, np.ndarray] = {}
         for k, (p, s) in enumerate(pairs):
             extra = {
                 "valid_score": float(result.best_score[k]),
@@ -259,6 +263,41 @@ class _UnitWork:
             "valid": result.best_score.tolist(),
             "epochs": result.best_epoch.tolist(),
             "confusion": confusion,
+        }
+
+    def _linear(self, unit: Unit) -> dict[str, Any]:
+        """One fold of the linear probe (deterministic: one run, recorded as seed 0)."""
+        task = self.task
+        train, valid, test, valid_scorer, test_scorer = self._data(unit.fold)
+        multilabel = task.prediction_type == "multilabel"
+        result = fit_linear(
+            train.x,
+            train.targets if multilabel else train.labels,
+            valid.x,
+            valid_scorer.validation,
+            self.metrics[0],
+            task.n_labels,
+            multilabel,
+            self.config.linear_l2_path,
+            self.device,
+        )
+        probs = result.predict(test.x)
+        extra = {
+            "valid_score": result.best_score,
+            "l2": result.l2,
+            "l2_path": result.path,
+            "train_seconds": result.seconds,
+            "point": 0,
+        }
+        run = _run(
+            self.plans[unit.fold], unit.fold, 0, test_scorer, probs, result.best_extra, extra
+        )
+        matrix = test_scorer.confusion(probs)
+        return {
+            "runs": [run],
+            "valid": [result.best_score],
+            "epochs": [0],
+            "confusion": {} if matrix is None else {"0": matrix},
         }
 
 
@@ -294,6 +333,11 @@ def _spec(point: dict[str, Any], seed: int, config: ProbeConfig) -> ProbeSpec:
 
 
 def _fixed_hparams(config: ProbeConfig, task: HearTask) -> dict[str, Any]:
+    if config.protocol == "linear":
+        return {
+            "solver": "L-BFGS (full batch, strong Wolfe), warm-started along the L2 path",
+            "standardised": True,
+        }
     fit = config.fit_config(task, 0)
     out = {k: v for k, v in asdict(fit).items() if k not in ("seed", "predict_rows", "device")}
     if config.protocol == "hear":

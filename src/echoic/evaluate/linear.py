@@ -1,0 +1,176 @@
+"""The ``linear`` probe: L2-regularised logistic regression, solved exactly, strength chosen on validation.
+
+Features are standardised with the training split's statistics (by the caller). For each strength
+``λ`` of a path from strong to weak regularisation, the convex objective
+
+    mean_i loss(W x_i + b, y_i) + λ / 2 · ||W||²        (bias not regularised)
+
+is minimised by full-batch L-BFGS (strong-Wolfe line search, warm-started from the previous ``λ``),
+with ``loss`` the softmax cross-entropy (multiclass) or the per-label sigmoid cross-entropy
+(multilabel, one-vs-rest). Every ``λ``'s validation probabilities are scored together; the best
+primary validation score wins (ties: the stronger regularisation). ``λ`` relates to
+scikit-learn's ``LogisticRegression(C=...)`` as ``λ = 1 / (C · N)``; the solution is unique, so
+the probe is deterministic — seeds do not change it (one run per fold).
+
+Why not the mini-batch Adam + early-stopping loop of the MLP probes: on small tasks (60 training
+clips of 10 speakers, librispeech_speakers) one epoch is one Adam step, validation accuracy on 20
+clips is coarse, and early stopping froze under-trained probes — scores spread from 0.0 to 0.75 on
+one fold across seeds (``logmel_stats``: 0.440 ± 0.331 against 0.927 with the HEAR MLP).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from echoic.evaluate.metrics import MINIMISED
+
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, list[Any]]]
+
+DEFAULT_L2_PATH = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)
+"""Regularisation strengths tried, strongest first (standardised features, mean loss)."""
+
+__all__ = ["DEFAULT_L2_PATH", "LinearFit", "fit_linear", "solve_logistic"]
+
+
+@dataclass
+class LinearFit:
+    """The chosen probe: ``weight (D, C)``, ``bias (C,)``, its strength and validation score.
+
+    ``path`` holds, per ``λ`` tried, the validation score and L-BFGS iterations.
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    l2: float
+    best_score: float
+    best_extra: Any
+    multilabel: bool
+    seconds: float = 0.0
+    path: list[dict[str, float]] = field(default_factory=list)
+
+    def predict(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``(N, C)`` float32 probabilities."""
+        xt = torch.as_tensor(np.asarray(x, np.float32)).to(self.weight.device)
+        with torch.no_grad():
+            logits = xt @ self.weight + self.bias
+            probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, -1)
+        return probs.cpu().numpy()
+
+
+def _objective(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, l2: float, multilabel: bool
+) -> torch.Tensor:
+    logits = x @ w + b
+    if multilabel:
+        # mean over rows of the summed per-label losses (sklearn's one-vs-rest, summed)
+        data = F.binary_cross_entropy_with_logits(logits, y, reduction="sum") / x.shape[0]
+    else:
+        data = F.cross_entropy(logits, y)
+    return data + 0.5 * l2 * (w * w).sum()
+
+
+def solve_logistic(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_labels: int,
+    l2: float,
+    multilabel: bool,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    max_iter: int = 500,
+    tolerance: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Minimise the module's objective for one ``l2``; returns ``(weight, bias, iterations)``.
+
+    x: ``(N, D)`` float32; y: ``(N,)`` int64 class indices or ``(N, C)`` float32 multi-hot.
+    """
+    d = x.shape[1]
+    if init is None:
+        w = torch.zeros(d, n_labels, dtype=x.dtype, device=x.device)
+        b = torch.zeros(n_labels, dtype=x.dtype, device=x.device)
+    else:
+        w, b = init[0].clone(), init[1].clone()
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+    optimiser = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=tolerance,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = _objective(x, y, w, b, l2, multilabel)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(closure)
+    iterations = int(optimiser.state[optimiser._params[0]].get("n_iter", 0))
+    return w.detach(), b.detach(), iterations
+
+
+def fit_linear(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    score_valid: Scorer,
+    metric: str,
+    n_labels: int,
+    multilabel: bool,
+    l2_path: Sequence[float] = DEFAULT_L2_PATH,
+    device: str = "cpu",
+) -> LinearFit:
+    """Fit the probe along ``l2_path`` and keep the strength with the best validation score.
+
+    ``y_train``: ``(N,)`` class indices (multiclass) or ``(N, C)`` multi-hot (multilabel).
+    ``score_valid``: ``(G, N_valid, C)`` probabilities → ``(G,)`` primary scores and extras.
+    """
+    start = time.perf_counter()
+    dev = torch.device(device)
+    x = torch.as_tensor(np.ascontiguousarray(x_train, np.float32)).to(dev)
+    if multilabel:
+        y = torch.as_tensor(np.asarray(y_train, np.float32)).to(dev)
+    else:
+        y = torch.as_tensor(np.asarray(y_train, np.int64)).to(dev)
+    xv = torch.as_tensor(np.ascontiguousarray(x_valid, np.float32)).to(dev)
+    solutions: list[tuple[torch.Tensor, torch.Tensor]] = []
+    iterations: list[int] = []
+    init: tuple[torch.Tensor, torch.Tensor] | None = None
+    for l2 in sorted(l2_path, reverse=True):
+        w, b, n_iter = solve_logistic(x, y, n_labels, float(l2), multilabel, init)
+        init = (w, b)
+        solutions.append((w, b))
+        iterations.append(n_iter)
+    strengths = sorted(l2_path, reverse=True)
+    with torch.no_grad():
+        logits = torch.stack([xv @ w + b for w, b in solutions])  # (G, N_valid, C)
+        probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, -1)
+    scores, extras = score_valid(probs.cpu().numpy())
+    values = np.nan_to_num(np.asarray(scores, np.float64), nan=np.inf if metric in MINIMISED else 0)
+    sign = -1.0 if metric in MINIMISED else 1.0
+    best = int(np.argmax(sign * values))  # first = strongest regularisation on ties
+    w, b = solutions[best]
+    return LinearFit(
+        weight=w,
+        bias=b,
+        l2=float(strengths[best]),
+        best_score=float(values[best]),
+        best_extra=extras[best],
+        multilabel=multilabel,
+        seconds=time.perf_counter() - start,
+        path=[
+            {"l2": float(s), "valid": float(v), "iterations": float(k)}
+            for s, v, k in zip(strengths, values, iterations, strict=True)
+        ],
+    )
