@@ -42,6 +42,8 @@ __all__ = [
     "EncoderSpec",
     "TokenGeometry",
     "TokenizedInput",
+    "check_keep_idx",
+    "merge_padding",
     "time_token_padding",
     "token_geometry",
 ]
@@ -124,6 +126,36 @@ def time_token_padding(spec: EncoderSpec, lengths: torch.Tensor, n_time: int) ->
     if spec.partial_last:
         return first[None, :] >= lengths[:, None]
     return first[None, :] + spec.receptive > lengths[:, None]
+
+
+def merge_padding(padding: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+    """``padding (B, N)`` OR-ed with the caller's ``extra (B, N)`` tokens to treat as padding."""
+    if extra is None:
+        return padding
+    if extra.shape != padding.shape:
+        raise ConfigError(
+            f"padding_mask must cover the full token grid, shape {tuple(padding.shape)}; found "
+            f"{tuple(extra.shape)}. Pass kept tokens through keep_idx instead."
+        )
+    return padding | extra.to(torch.bool)
+
+
+def check_keep_idx(keep_idx: torch.Tensor, batch: int, n_tokens: int) -> torch.Tensor:
+    """``keep_idx (B, K)`` as int64 after checking its shape, dtype and range."""
+    if keep_idx.ndim != 2 or keep_idx.shape[0] != batch:
+        raise ConfigError(
+            f"keep_idx must be (B={batch}, K) token indices; found shape {tuple(keep_idx.shape)}."
+        )
+    if keep_idx.dtype not in (torch.int64, torch.int32):
+        raise ConfigError(f"keep_idx must be an integer tensor; found {keep_idx.dtype}.")
+    if torch.compiler.is_compiling() or not keep_idx.numel():
+        return keep_idx.long()  # the range check reads values (a graph break when compiled)
+    if int(keep_idx.min()) < 0 or int(keep_idx.max()) >= n_tokens:
+        raise ConfigError(
+            f"keep_idx values must lie in [0, {n_tokens}) for this input's grid; found "
+            f"[{int(keep_idx.min())}, {int(keep_idx.max())}]."
+        )
+    return keep_idx.long()
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from echoic.encoders.base import Encoder, EncoderSpec, TokenizedInput
+from echoic.encoders.base import (
+    Encoder,
+    EncoderSpec,
+    TokenizedInput,
+    check_keep_idx,
+    merge_padding,
+)
 from echoic.encoders.registry import ENCODERS, build_encoder
 from echoic.errors import ConfigError
 from echoic.layers import (
@@ -243,39 +249,15 @@ class ViTEncoder(Encoder):
         pad = token_padding_mask(
             features.lengths.to(values.device), self.n_bins, n_frames, self.patch
         )
-        if padding_mask is not None:
-            if padding_mask.shape != pad.shape:
-                raise ConfigError(
-                    f"padding_mask must cover the full token grid, shape {tuple(pad.shape)}; found "
-                    f"{tuple(padding_mask.shape)}. Pass kept tokens through keep_idx instead."
-                )
-            pad = pad | padding_mask.to(torch.bool)
+        pad = merge_padding(pad, padding_mask)
         if keep_idx is not None:
-            keep_idx = self._check_keep_idx(keep_idx, values.shape[0], n_tokens)
+            keep_idx = check_keep_idx(keep_idx, values.shape[0], n_tokens)
             pad = torch.gather(pad, 1, keep_idx)
         tokens = self.patch_embed(values, keep_idx)
         if add_positions:
             pos = self.position_embedding(grid, values.device).to(tokens.dtype)
             tokens = tokens + (pos[keep_idx] if keep_idx is not None else pos)
         return TokenizedInput(tokens, pad, grid)
-
-    @staticmethod
-    def _check_keep_idx(keep_idx: torch.Tensor, batch: int, n_tokens: int) -> torch.Tensor:
-        if keep_idx.ndim != 2 or keep_idx.shape[0] != batch:
-            raise ConfigError(
-                f"keep_idx must be (B={batch}, K) token indices; found shape "
-                f"{tuple(keep_idx.shape)}."
-            )
-        if keep_idx.dtype not in (torch.int64, torch.int32):
-            raise ConfigError(f"keep_idx must be an integer tensor; found {keep_idx.dtype}.")
-        if torch.compiler.is_compiling() or not keep_idx.numel():
-            return keep_idx.long()  # the range check reads values (a graph break when compiled)
-        if int(keep_idx.min()) < 0 or int(keep_idx.max()) >= n_tokens:
-            raise ConfigError(
-                f"keep_idx values must lie in [0, {n_tokens}) for this input's grid; found "
-                f"[{int(keep_idx.min())}, {int(keep_idx.max())}]."
-            )
-        return keep_idx.long()
 
     def forward_tokens(
         self,

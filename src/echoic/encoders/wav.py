@@ -30,14 +30,20 @@ token (per channel), i.e. a partition of the waveform into one window per token.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
-from echoic.encoders.base import Encoder, EncoderSpec, TokenizedInput, time_token_padding
+from echoic.encoders.base import (
+    Encoder,
+    EncoderSpec,
+    TokenizedInput,
+    check_keep_idx,
+    merge_padding,
+    time_token_padding,
+)
 from echoic.encoders.registry import ENCODERS
 from echoic.errors import ConfigError
 from echoic.layers import (
@@ -48,6 +54,7 @@ from echoic.layers import (
     PrefixTokens,
     padding_to_attn_mask,
 )
+from echoic.layers.conv_feature_encoder import conv_receptive, conv_stride
 from echoic.types import EncoderOutput, Features
 
 __all__ = ["WavConfig", "WavEncoder"]
@@ -104,16 +111,12 @@ class WavConfig:
     @property
     def stride(self) -> int:
         """Samples between consecutive tokens."""
-        return math.prod(stride for _, _, stride in self.conv_layers)
+        return conv_stride(self.conv_layers)
 
     @property
     def receptive(self) -> int:
         """Samples one token reads."""
-        span, jump = 1, 1
-        for _, kernel, stride in self.conv_layers:
-            span += (kernel - 1) * jump
-            jump *= stride
-        return span
+        return conv_receptive(self.conv_layers)
 
     def build(self) -> WavEncoder:
         return WavEncoder(self)
@@ -268,38 +271,16 @@ class WavEncoder(Encoder):
         frames = self.feature_encoder(wave).transpose(1, 2)  # (B, N, conv_dim)
         tokens = self.feature_proj(self.feature_norm(frames))
         grid = (1, int(tokens.shape[1]))
-        pad = self.token_padding(features)
-        if padding_mask is not None:
-            if padding_mask.shape != pad.shape:
-                raise ConfigError(
-                    f"padding_mask must cover the full token sequence, shape {tuple(pad.shape)}; "
-                    f"found {tuple(padding_mask.shape)}. Pass kept tokens through keep_idx."
-                )
-            pad = pad | padding_mask.to(torch.bool)
+        pad = merge_padding(self.token_padding(features), padding_mask)
         tokens = tokens.masked_fill(pad[..., None], 0.0)
         if add_positions:
             tokens = self.add_positions(tokens, grid, pad)
         if keep_idx is not None:
-            keep_idx = self._check_keep_idx(keep_idx, tokens.shape[0], grid[1])
+            keep_idx = check_keep_idx(keep_idx, tokens.shape[0], grid[1])
             index = keep_idx[:, :, None].expand(-1, -1, tokens.shape[-1])
             tokens = torch.gather(tokens, 1, index)
             pad = torch.gather(pad, 1, keep_idx)
         return TokenizedInput(tokens, pad, grid)
-
-    @staticmethod
-    def _check_keep_idx(keep_idx: torch.Tensor, batch: int, n_tokens: int) -> torch.Tensor:
-        if keep_idx.ndim != 2 or keep_idx.shape[0] != batch:
-            raise ConfigError(
-                f"keep_idx must be (B={batch}, K) token indices; found {tuple(keep_idx.shape)}."
-            )
-        if keep_idx.dtype not in (torch.int64, torch.int32):
-            raise ConfigError(f"keep_idx must be an integer tensor; found {keep_idx.dtype}.")
-        if keep_idx.numel() and (int(keep_idx.min()) < 0 or int(keep_idx.max()) >= n_tokens):
-            raise ConfigError(
-                f"keep_idx values must lie in [0, {n_tokens}) for this input; found "
-                f"[{int(keep_idx.min())}, {int(keep_idx.max())}]."
-            )
-        return keep_idx.long()
 
     def forward_tokens(
         self,

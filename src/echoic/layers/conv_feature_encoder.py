@@ -22,7 +22,13 @@ from torch import nn
 
 from echoic.errors import ConfigError
 
-__all__ = ["WAV2VEC2_CONV_LAYERS", "ConvFeatureEncoder", "ConvLayer"]
+__all__ = [
+    "WAV2VEC2_CONV_LAYERS",
+    "ConvFeatureEncoder",
+    "ConvLayer",
+    "conv_receptive",
+    "conv_stride",
+]
 
 WAV2VEC2_CONV_LAYERS: tuple[tuple[int, int, int], ...] = (
     (512, 10, 5),
@@ -36,6 +42,20 @@ WAV2VEC2_CONV_LAYERS: tuple[tuple[int, int, int], ...] = (
 """``(dim, kernel, stride)`` of wav2vec 2.0's seven layers: 20 ms hop, 25 ms window at 16 kHz."""
 
 Length = TypeVar("Length", int, torch.Tensor)
+
+
+def conv_stride(layers: Sequence[tuple[int, int, int]]) -> int:
+    """Input samples between consecutive outputs of ``(dim, kernel, stride)`` valid convolutions."""
+    return math.prod(stride for _, _, stride in layers)
+
+
+def conv_receptive(layers: Sequence[tuple[int, int, int]]) -> int:
+    """Input samples one output of ``(dim, kernel, stride)`` valid convolutions reads."""
+    span, jump = 1, 1
+    for _, kernel, stride in layers:
+        span += (kernel - 1) * jump
+        jump *= stride
+    return span
 
 
 class ConvLayer(nn.Module):
@@ -118,16 +138,12 @@ class ConvFeatureEncoder(nn.Module):
     @property
     def stride(self) -> int:
         """Samples between consecutive frames (product of the strides)."""
-        return math.prod(stride for _, _, stride in self.specs)
+        return conv_stride(self.specs)
 
     @property
     def receptive(self) -> int:
         """Samples one frame sees: ``k_1 + sum_i (k_i - 1) * s_1 ... s_{i-1}``."""
-        span, jump = 1, 1
-        for _, kernel, stride in self.specs:
-            span += (kernel - 1) * jump
-            jump *= stride
-        return span
+        return conv_receptive(self.specs)
 
     def num_frames(self, n_samples: Length) -> Length:
         """Frames out for ``n_samples`` in (int, or an int64 tensor of ``*_lens``): each valid
