@@ -13,6 +13,12 @@ Run::
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_embed.py            # vit_base, batch 8
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_embed.py --quick    # seconds-long smoke run
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_embed.py --compile  # + torch.compile path
+    .venv/bin/python benchmarks/bench_embed.py --size vit_tiny --precision fp32,bf16,int8 --no-ast
+
+``--precision`` adds echoic at each reduced precision (``echoic.embed.precision``: bf16 weights and
+activations; int8 dynamic quantisation of every Linear) to the same alternating rounds, prints the
+CPU model, its bf16 / VNNI flags and the thread count, the bf16 matmul peak, each precision's
+speed relative to fp32 and its output error against fp32, and what ``precision="auto"`` picks.
 """
 
 from __future__ import annotations
@@ -103,6 +109,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     parser.add_argument("--no-ast", action="store_true", help="skip the transformers baseline")
     parser.add_argument("--quick", action="store_true", help="smoke mode: vit_test, tiny inputs")
+    parser.add_argument(
+        "--precision", default="fp32", help="comma-separated: fp32,bf16,int8 (echoic only)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.batch, args.seconds, args.repeats, args.mm_size = "vit_test", 2, 2.0, 2, 256
@@ -125,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     n_cls = 1 if config.cls_token else 0
 
     runners: dict[str, Callable[[], object]] = {"echoic": lambda: echoic(features)}
+    reduced = _reduced_precision_runners(echoic, features, args.precision.split(","))
+    runners.update({name: run for name, (run, _) in reduced.items()})
     if args.ablate:
 
         def unfused() -> object:
@@ -147,8 +158,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     a = torch.randn(args.mm_size, args.mm_size)
     b = torch.randn(args.mm_size, args.mm_size)
-    loops = {"peak_mkl_mm": 1, "peak_onednn": 1}
+    loops = {"peak_mkl_mm": 1, "peak_onednn": 1, "peak_bf16_mm": 1}
     products: dict[str, Callable[[], object]] = {"peak_mkl_mm": lambda: torch.mm(a, b)}
+    if reduced:
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        products["peak_bf16_mm"] = lambda: torch.mm(a16, b16)
     if hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # a @ b.T on oneDNN: same FLOPs
         products["peak_onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(
             a, b, None, "none", [], ""
@@ -189,8 +203,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         per_round = [mm_flops * loops[name] / t / 1e9 for t in timings[name].seconds]
         peaks[name] = per_round
         results[f"{name}_gflops"] = statistics.median(per_round)
-        label = "torch.mm (MKL)" if name == "peak_mkl_mm" else "oneDNN"
-        print(f"matmul peak, {args.mm_size}³ fp32 {label}: {results[f'{name}_gflops']:.1f} GFLOP/s")
+        label = {"peak_mkl_mm": "fp32 torch.mm (MKL)", "peak_onednn": "fp32 oneDNN"}.get(
+            name, "bf16 torch.mm"
+        )
+        print(f"matmul peak, {args.mm_size}³ {label}: {results[f'{name}_gflops']:.1f} GFLOP/s")
     for name, timing in timings.items():
         if name in products:
             continue
@@ -220,7 +236,75 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     f"{', '.join(f'{r:.2f}' for r in per_round)})"
                 )
     print("(% of peak: median over rounds of achieved GFLOP/s / that round's probe)")
+    if reduced:
+        _report_precisions(echoic, features, timings, reduced, results)
     return results
+
+
+def _reduced_precision_runners(
+    echoic: ViTEncoder, features: Features, precisions: list[str]
+) -> dict[str, tuple[Callable[[], object], Callable[[], torch.Tensor]]]:
+    """``echoic_<precision>`` → (timed call, call returning the float32 last layer)."""
+    import copy
+    import warnings
+
+    out: dict[str, tuple[Callable[[], object], Callable[[], torch.Tensor]]] = {}
+    for precision in precisions:
+        if precision == "bf16":
+            model = copy.deepcopy(echoic).to(torch.bfloat16)
+            feats = Features(
+                features.values.bfloat16(),
+                features.lengths,
+                features.hop_s,
+                features.first_centre_s,
+            )
+        elif precision == "int8":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from torch.ao.quantization import quantize_dynamic
+
+                model = quantize_dynamic(copy.deepcopy(echoic), {torch.nn.Linear}, torch.qint8)
+            feats = features
+        elif precision == "fp32":
+            continue
+        else:
+            raise SystemExit(f"unknown precision {precision!r}: use fp32, bf16, int8")
+
+        def call(model: torch.nn.Module = model, feats: Features = feats) -> object:
+            return model(feats)
+
+        def last(model: torch.nn.Module = model, feats: Features = feats) -> torch.Tensor:
+            return model(feats).last.float()
+
+        out[f"echoic_{precision}"] = (call, last)
+    return out
+
+
+def _report_precisions(
+    echoic: ViTEncoder,
+    features: Features,
+    timings: dict[str, Timing],
+    reduced: dict[str, tuple[Callable[[], object], Callable[[], torch.Tensor]]],
+    results: dict[str, float],
+) -> None:
+    from echoic.embed.precision import cpu_flags, cpu_model
+
+    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"})
+    print(f"CPU: {cpu_model()}; flags: {' '.join(flags)}; {torch.get_num_threads()} threads")
+    with torch.inference_mode():
+        exact = echoic(features).last
+        for name, (_, last) in reduced.items():
+            per_round = [
+                b / e for b, e in zip(timings["echoic"].seconds, timings[name].seconds, strict=True)
+            ]
+            ratio = timings["echoic"].median / timings[name].median
+            err = float((last() - exact).norm() / exact.norm())
+            results[f"{name}_vs_fp32"] = ratio
+            results[f"{name}_relative_error"] = err
+            print(
+                f"speed {name} / echoic fp32: {ratio:.2f}× (median of per-round ratios "
+                f"{statistics.median(per_round):.2f}×); last layer relative error {err:.2e}"
+            )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="echoic models: timestamps from this many shifted passes per time patch (e.g. 4)",
     )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8", "auto"),
+        default=None,
+        help="encoder arithmetic for echoic models (default fp32; auto measures bf16 on this "
+        "CPU; see docs/evaluation.md#precision)",
+    )
     p.add_argument("--max-duration-s", type=float, default=None, help="skip longer files")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,8 +72,14 @@ def run(args: argparse.Namespace) -> int:
         opts["batch_size"] = args.batch_size
     if args.shifts is not None:
         opts["shifts"] = args.shifts
+    if args.precision is not None:
+        opts["precision"] = args.precision
     embedder = resolve_model(args.model, **opts)
-    print(f"model: {embedder.label}, {embedder.embedding_size}-d at {embedder.sample_rate} Hz")
+    precision = getattr(embedder, "precision", "fp32")
+    print(
+        f"model: {embedder.label}, {embedder.embedding_size}-d at {embedder.sample_rate} Hz"
+        + (f", {precision}" if precision != "fp32" else "")
+    )
     report = extract(
         args.paths,
         args.out,

@@ -32,7 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hear-module", help="a HEAR 2021 API module to evaluate (pkg.module)")
     p.add_argument("--hear-weights", help="weights file passed to the HEAR module's load_model")
     p.add_argument("--tasks", nargs="+", required=True, help="task dirs or folders of task dirs")
-    p.add_argument("--protocol", choices=("hear", "linear", "knn"), default="hear")
+    p.add_argument(
+        "--protocol", choices=("hear", "linear", "knn", "retrieval"), default="hear"
+    )
     p.add_argument(
         "--seeds", type=int, default=1, help="probe seeds (mean ± std over seeds, folds)"
     )
@@ -73,6 +75,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train MLP probe units (grid points, folds) in N processes of --threads threads "
         "(default 1 each); CPU only. Finished units are kept, so a stopped run resumes",
     )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8", "auto"),
+        default="fp32",
+        help="encoder arithmetic when embedding echoic models (other models ignore it; the "
+        "precision is part of the embedding cache key)",
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument(
         "--no-resume",
@@ -81,6 +90,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _at_precision(model: object, precision: str) -> object:
+    """An echoic model name/directory as a factory of its Embedder at ``precision``."""
+    if not isinstance(model, str):
+        return model
+    from echoic.cards import ECHOIC_KINDS, find_card
+
+    if find_card(model).kind not in ECHOIC_KINDS:
+        return model
+    from echoic.zoo.registry import resolve_model
+
+    return lambda: resolve_model(model, precision=precision)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         from echoic.checkpoint import DEFAULT_MODEL
 
         models = [DEFAULT_MODEL]
+    if args.precision != "fp32":
+        models = [_at_precision(m, args.precision) for m in models]
     probe = ProbeConfig(
         protocol=args.protocol,
         seeds=args.seeds,

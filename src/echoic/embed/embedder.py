@@ -45,6 +45,7 @@ from echoic.config import from_dict, to_dict
 from echoic.data.audio import prepare_audio
 from echoic.data.batch import pad_batch
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
+from echoic.embed.precision import cast_model, choose_precision, input_dtype
 from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
 
@@ -69,6 +70,7 @@ class EmbedConfig:
     batch_size: int = 8
     freq_pool: str = "mean"  # "mean" | "concat"
     shifts: int = 1  # timestamp passes per time patch (see module docstring, step 5)
+    precision: str = "fp32"  # "fp32" | "bf16" | "int8" | "auto" (echoic.embed.precision)
 
 
 class Embedder(EmbeddingMethods):
@@ -91,6 +93,11 @@ class Embedder(EmbeddingMethods):
         if isinstance(config.layer, list):
             config.layer = tuple(config.layer)
         self.config = config
+        # reduced precision runs a converted copy; identities hash the original weights
+        self.precision = choose_precision(self.model, config.precision)
+        self._reference = self.model
+        self.model = cast_model(self.model, self.precision)
+        self._input_dtype = input_dtype(self.precision)
         # all timing comes from the encoder protocol (encoders/base.py), never its config
         self._spec = self.model.encoder.spec
         self._geometry = self.model.geometry
@@ -153,7 +160,7 @@ class Embedder(EmbeddingMethods):
     def identity(self) -> str:
         """Stable key of (weights, model config, embed config): changes whenever outputs would."""
         digest = hashlib.sha256()
-        for name, tensor in sorted(self.model.state_dict().items()):
+        for name, tensor in sorted(self._reference.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         model = to_dict(self.model.config)
@@ -165,6 +172,9 @@ class Embedder(EmbeddingMethods):
         embed = to_dict(self.config)
         if embed["shifts"] == 1:  # added later: at its default, identities stay as they were
             del embed["shifts"]
+        del embed["precision"]  # the resolved one ("auto" is not a precision), fp32 left out
+        if self.precision != "fp32":
+            embed["precision"] = self.precision
         meta = with_numerics_version({"model": model, "embed": embed})
         digest.update(json.dumps(meta, sort_keys=True).encode())
         return f"{self.model.config.name or self.model.config.encoder}-{digest.hexdigest()[:16]}"
@@ -276,15 +286,19 @@ class Embedder(EmbeddingMethods):
     def _encode(self, pieces: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame embeddings ``(b, T, D)`` and valid frame counts ``(b,)`` of a group of chunks."""
         batch = pad_batch(pieces, self.sample_rate)
-        out = self.model(batch)
+        features = self.model.frontend(batch)
+        if self._input_dtype is not None:  # reduced precision: the encoder's input too
+            features.values = features.values.to(self._input_dtype)
+        out = self.model.encoder(features)
+        layers = [h.float() for h in out.layers]  # a no-op at fp32
         layer = self.config.layer
         if isinstance(layer, int):
-            tokens = out.layers[layer]
+            tokens = layers[layer]
         elif isinstance(layer, str):
-            tokens = torch.stack(out.layers).mean(0)
+            tokens = torch.stack(layers).mean(0)
         else:
-            weights = torch.tensor(layer, dtype=out.layers[0].dtype)
-            tokens = torch.einsum("l,lbnd->bnd", weights, torch.stack(out.layers))
+            weights = torch.tensor(layer, dtype=layers[0].dtype)
+            tokens = torch.einsum("l,lbnd->bnd", weights, torch.stack(layers))
         b, _, d = tokens.shape
         n_freq, n_time = out.grid
         # place every token at its (time, freq) cell: pooling never relies on the flatten order

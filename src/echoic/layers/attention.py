@@ -85,7 +85,7 @@ class Attention(nn.Module):
         Keys excluded by ``attn_mask`` stay excluded whatever the bias. Returns ``(B, N, D)``, plus
         ``residual`` when given (added inside the output projection on the fused inference path)."""
         batch, n_tokens, dim = x.shape
-        qkv = fused.linear(x, self.qkv.weight, self.qkv.bias)
+        qkv = fused.apply_linear(self.qkv, x)
         qkv = qkv.view(batch, n_tokens, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, Dh), strided views
         if bias is not None:
@@ -94,8 +94,8 @@ class Attention(nn.Module):
         # The CPU and CUDA kernels lay the output out as (B, N, H, Dh): this reshape is free there.
         out = out.transpose(1, 2).reshape(batch, n_tokens, dim)
         if residual is None:
-            return fused.linear(out, self.proj.weight, self.proj.bias)
-        return fused.linear_add(out, self.proj.weight, self.proj.bias, residual)
+            return fused.apply_linear(self.proj, out)
+        return fused.apply_linear_add(self.proj, out, residual)
 
     def _float_mask(
         self,

@@ -21,7 +21,15 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fused_inference", "linear", "linear_add", "set_fused_inference", "use_fused"]
+__all__ = [
+    "apply_linear",
+    "apply_linear_add",
+    "fused_inference",
+    "linear",
+    "linear_add",
+    "set_fused_inference",
+    "use_fused",
+]
 
 
 def _ops_available() -> bool:
@@ -91,3 +99,22 @@ def linear_add(
         if residual.dtype == torch.float32 and residual.shape == shape and residual.is_contiguous():
             return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
     return residual + F.linear(x, weight, bias)
+
+
+def apply_linear(module: torch.nn.Module, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+    """A linear layer ``module`` on ``x`` (then exact GELU if ``gelu``): an ``nn.Linear`` through
+    :func:`linear`; any other module computing a linear map (a dynamically quantised int8 Linear,
+    see ``echoic.embed.precision``) by calling it."""
+    if isinstance(module, torch.nn.Linear):
+        return linear(x, module.weight, module.bias, gelu)
+    out = module(x)
+    return F.gelu(out) if gelu else out
+
+
+def apply_linear_add(
+    module: torch.nn.Module, x: torch.Tensor, residual: torch.Tensor
+) -> torch.Tensor:
+    """``residual + module(x)`` for a linear layer ``module`` (see :func:`apply_linear`)."""
+    if isinstance(module, torch.nn.Linear):
+        return linear_add(x, module.weight, module.bias, residual)
+    return residual + module(x)

@@ -22,9 +22,9 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """x: ``(B, N, D)`` → ``(B, N, D)``, plus ``residual`` when given (fused on inference)."""
         if isinstance(self.act, nn.GELU) and self.act.approximate == "none":
-            h = fused.linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
+            h = fused.apply_linear(self.fc1, x, gelu=True)
         else:
             h = self.act(self.fc1(x))
         if residual is None:
-            return fused.linear(h, self.fc2.weight, self.fc2.bias)
-        return fused.linear_add(h, self.fc2.weight, self.fc2.bias, residual)
+            return fused.apply_linear(self.fc2, h)
+        return fused.apply_linear_add(self.fc2, h, residual)

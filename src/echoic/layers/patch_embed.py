@@ -164,4 +164,4 @@ class PatchEmbed(nn.Module):
         patches = patchify(values, self.patch)
         if keep_idx is not None:
             patches = gather_tokens(patches, keep_idx)
-        return fused.linear(patches, self.proj.weight, self.proj.bias)
+        return fused.apply_linear(self.proj, patches)
