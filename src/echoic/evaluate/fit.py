@@ -10,6 +10,10 @@ whose validation score reaches the best possible value (accuracy 1, error rate 0
 no later check could be strictly better, so its best state — all that is tested — is final (the
 only difference from running on is ``epochs_run``).
 
+Successive halving (``halving_epochs``, the ``hear-fast`` protocol's grid search): at each listed
+epoch, after that epoch's validation check, the worse half of the probes still training stop (by
+their best validation score so far); their best states are kept and tested like any other.
+
 Data order: ``order="fixed"`` reproduces hear-eval-kit, whose training data are the training
 splits one after another, each split's files shuffled once (an event file's frames kept together),
 read in that same order every epoch;
@@ -48,6 +52,7 @@ class FitConfig:
     order: str = "fixed"  # "fixed" (hear-eval-kit) | "epoch"
     seed: int = 0
     predict_rows: int = 1 << 26  # max G * rows * hidden floats per prediction chunk
+    halving_epochs: tuple[int, ...] = ()  # successive halving: epochs where half the probes stop
     device: str = "cpu"  # where probes train ("cuda", "cuda:1", ...); see resolve_device
 
 
@@ -269,7 +274,6 @@ def _fit_together(
                 result.epochs_run[idx] = epoch + 1
             if (epoch + 1) % config.check_every:
                 continue
-            still = []
             for idx, model in active:
                 probs = predict(model, xv, multilabel, config.predict_rows)
                 scores, extras = score_valid(probs)
@@ -289,6 +293,10 @@ def _fit_together(
                         wait[i] = config.patience
                 if improved:
                     _store_best(best_states, model, idx, improved)
+            if epoch + 1 in config.halving_epochs:
+                _halve([i for idx, _ in active for i in idx], wait, result, config.patience)
+            still = []
+            for idx, model in active:
                 keep = [k for k, i in enumerate(idx) if wait[i] < config.patience]
                 if len(keep) == len(idx):
                     still.append((idx, model))
@@ -302,6 +310,18 @@ def _fit_together(
         final = make([result.specs[i] for i in idx])
         final.load_state(state)
         result._models.append((idx, final))
+
+
+def _halve(members: list[int], wait: dict[int, int], result: FitResult, patience: int) -> None:
+    """Successive halving: of the probes still training, stop the worse half by best validation
+    score so far (ties: the later probe stops); at least one keeps training."""
+    alive = [i for i in members if wait[i] < patience]
+    if len(alive) < 2:
+        return
+    sign = -1.0 if result.metric in MINIMISED else 1.0
+    ranked = sorted(alive, key=lambda i: (-sign * float(result.best_score[i]), i))
+    for i in ranked[(len(alive) + 1) // 2 :]:
+        wait[i] = patience
 
 
 def _store_best(

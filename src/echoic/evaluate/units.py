@@ -30,15 +30,18 @@ from echoic.evaluate.results import jsonable, write_result
 
 @dataclass(frozen=True)
 class Unit:
-    """One fold's probes for ``points`` (indices into the stage's grid), all seeds."""
+    """One fold's probes for ``points`` (indices into the stage's grid), with ``seeds`` (None:
+    all of the run's seeds)."""
 
     fold: int
     points: tuple[int, ...]
     stage: int = 0
+    seeds: tuple[int, ...] | None = None
 
     @property
     def name(self) -> str:
-        return f"s{self.stage}-f{self.fold}-p{'_'.join(map(str, self.points))}"
+        name = f"s{self.stage}-f{self.fold}-p{'_'.join(map(str, self.points))}"
+        return name if self.seeds is None else f"{name}-s{'_'.join(map(str, self.seeds))}"
 
 
 class UnitStore:
