@@ -9,7 +9,7 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-peers lint demo apt clean
+.PHONY: install test test-peers test-converters lint demo apt clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -45,6 +45,15 @@ test-peers: $(STAMP)
 	$(BIN)/pip install -q $(PEER_DEPS)
 	$(BIN)/pip install -q --no-deps $(PEER_PACKAGES)
 	ECHOIC_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q tests/zoo
+
+# Converter parity (tests/convert/, docs/converting.md): each converted family against its reference
+# implementation from PyPI, random weights, real clips. References are test-only installs (transformers
+# comes with the test extra; later families add theirs to CONVERTER_PACKAGES); a missing one fails here.
+CONVERTER_PACKAGES :=
+
+test-converters: $(STAMP)
+	$(if $(strip $(CONVERTER_PACKAGES)),$(BIN)/pip install -q --no-deps $(CONVERTER_PACKAGES))
+	ECHOIC_REQUIRE_CONVERTERS=1 $(BIN)/python -m pytest -q tests/convert
 
 demo: $(STAMP) apt
 	$(BIN)/python -m echoic.cli.demo

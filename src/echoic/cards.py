@@ -5,7 +5,9 @@ One name space for every kind of model (timm's ``pretrained_cfg`` idea):
 - ``echoic``: an echoic model directory (``model.safetensors`` + ``config.json``); the bundled ones
   under ``src/echoic/models/<name>/`` register themselves, plus ``echoic-untrained-tiny`` and
   ``echoic-default`` (the bundled ``echoic-tiny`` when it is present);
-- ``converted``: the same format, with ``provenance.converted_from`` in its ``config.json``;
+- ``converted``: the same format, with ``provenance.converted_from`` in its ``config.json``; a
+  public checkpoint file or folder that ``echoic.convert`` reads (a Hugging Face wav2vec 2.0 folder,
+  …) is converted once into a cached directory of this kind (:data:`RESOLVERS`);
 - ``baseline`` / ``peer``: ``echoic.zoo`` entries (``echoic.zoo.registry.register`` registers their
   cards; the zoo package is discovered by name, the first time the registry is read).
 
@@ -23,6 +25,7 @@ import dataclasses
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -318,13 +321,53 @@ def directory_card(path: str | os.PathLike[str], name: str | None = None) -> Mod
     return writer.adapt_to_directory(card, config) if writer.adapt_to_directory else card
 
 
-def find_card(name_or_dir: str | os.PathLike[str] = DEFAULT_MODEL) -> ModelCard:
-    """The card of a model directory or a registered name (nothing is built).
+# ---------------------------------------------------------------- public checkpoints
+RawCheckpointResolver: TypeAlias = Callable[[Path], Path | None]
+RESOLVERS: Registry[RawCheckpointResolver] = Registry(
+    "checkpoint resolver", discover_package="echoic.convert"
+)
+"""Hooks turning a public checkpoint file or folder (not an echoic model directory) into a
+converted model directory, or None when they do not read it. ``echoic.convert`` registers its
+converter registry here; the package is discovered by name, like ``echoic.zoo`` for CARDS, because
+it sits above this layer."""
 
-    An existing directory wins over a registered name; an unknown name raises
-    :class:`~echoic.errors.CheckpointError` naming the nearest registered name.
+
+def _is_model_dir(path: Path) -> bool:
+    """A folder holding an echoic ``config.json`` (one with a ``format_version``)."""
+    config = path / CONFIG_FILE
+    if not config.is_file():
+        return False
+    try:
+        return "format_version" in json.loads(config.read_text())
+    except (ValueError, OSError):
+        return False
+
+
+def converted_dir(path: str | os.PathLike[str]) -> Path | None:
+    """The converted model directory of a public checkpoint (converted once, then cached; see
+    docs/converting.md), or None when ``path`` is an echoic directory or nothing reads it."""
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and _is_model_dir(path)):
+        return None
+    for _, resolve in RESOLVERS.items():
+        converted = resolve(path)
+        if converted is not None:
+            return converted
+    return None
+
+
+def find_card(name_or_dir: str | os.PathLike[str] = DEFAULT_MODEL) -> ModelCard:
+    """The card of a model directory, a public checkpoint or a registered name (nothing is built).
+
+    An existing path wins over a registered name: an echoic model directory as it is, a public
+    checkpoint file or folder that a converter reads (``echoic convert``) as its converted, cached
+    model directory. An unknown name raises :class:`~echoic.errors.CheckpointError` naming the
+    nearest registered name.
     """
     path = Path(name_or_dir)
+    converted = converted_dir(path)
+    if converted is not None:
+        return directory_card(converted, name=str(path))
     if path.is_dir():
         return directory_card(path)
     name = str(name_or_dir)

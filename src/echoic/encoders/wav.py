@@ -6,13 +6,21 @@
 1. a stack of strided valid convolutions (:class:`~echoic.layers.ConvFeatureEncoder`) gives one
    frame every ``stride`` samples, each reading ``receptive`` samples (wav2vec 2.0's seven layers:
    20 ms hop, 25 ms field at 16 kHz);
-2. LayerNorm over the conv channels → Linear to the model width (wav2vec 2.0's feature projection);
+2. LayerNorm over the conv channels (``feature_norm``) → Linear to the model width (wav2vec 2.0's
+   feature projection);
 3. positions: a weight-normed grouped convolution over the frame axis added to the tokens
-   (:class:`~echoic.layers.ConvPositionalEmbedding`); padded frames are zeroed before it, so valid
-   outputs do not depend on how much padding a batch carries;
+   (:class:`~echoic.layers.ConvPositionalEmbedding`; ``pos_conv_mode="stacked"``: data2vec audio's
+   stack of plain convolutions, :class:`~echoic.layers.StackedConvPositionalEmbedding`); padded
+   frames are zeroed before it, so valid outputs do not depend on how much padding a batch carries;
 4. an optional CLS token, then ``depth`` transformer blocks — pre-LN with a final LayerNorm
-   (``norm_first=True``, wav2vec 2.0 large / data2vec) or post-LN after an input LayerNorm
-   (``norm_first=False``, wav2vec 2.0 base / HuBERT base).
+   (``norm_first=True``, wav2vec 2.0 large "stable layer norm") or post-LN after an input
+   LayerNorm (``norm_first=False``, wav2vec 2.0 / HuBERT / WavLM base, data2vec audio);
+   ``rel_pos_buckets > 0`` adds WavLM's gated relative position bias: one bucketed table
+   (:class:`~echoic.layers.RelativePositionBias`) computed once per forward from the tokens' grid
+   positions and shared by every block, each block gating it with its own attention input.
+
+The published families (wav2vec 2.0, HuBERT, WavLM, data2vec audio) are registered as sizes of
+this encoder in :mod:`echoic.encoders.wav2vec2`; ``echoic convert`` maps their checkpoints onto it.
 
 Tokens form a 1-D grid ``(1, n_time)``. Token ``t`` reads samples ``[t * stride, t * stride +
 receptive)`` and is centred at their mean time; a frame whose receptive field reaches past an
@@ -21,8 +29,9 @@ positional convolution runs over the full sequence before the hidden tokens are 
 2.0's order), so kept tokens carry the same positions as without dropping.
 
 The registered sizes use ``conv_mode="layer_norm"`` (a per-frame norm): wav2vec 2.0 base's
-``"group_norm"`` normalises each channel over the whole (padded) input, so its outputs depend on
-the padding and on the chunk length; it is available for converted checkpoints.
+``"group_norm"`` normalises each channel over the whole input, so its outputs depend on the chunk
+length; it is available for converted checkpoints, with statistics over each item's valid samples
+(so a padded item gives what it gives alone, unlike the reference on a padded batch).
 
 Reconstruction targets (``token_targets``, MAE / SSAST): the ``stride`` samples centred on each
 token (per channel), i.e. a partition of the waveform into one window per token.
@@ -52,6 +61,8 @@ from echoic.layers import (
     ConvPositionalEmbedding,
     PostNormBlock,
     PrefixTokens,
+    RelativePositionBias,
+    StackedConvPositionalEmbedding,
     padding_to_attn_mask,
 )
 from echoic.layers.conv_feature_encoder import conv_receptive, conv_stride
@@ -72,6 +83,11 @@ class WavConfig:
     dim / depth / heads / mlp_ratio: the transformer. norm_first: pre-LN (True) or post-LN blocks.
     pos_conv_kernel / pos_conv_groups: the positional convolution (0 kernel = no positions).
     in_channels: audio channels. n_bins: always 1 (the waveform frontend's single bin).
+    feature_norm: LayerNorm the conv features before the projection (HuBERT's
+        ``feat_proj_layer_norm``). pos_conv_mode: ``"weight_norm"`` (one weight-normed convolution,
+        wav2vec 2.0 / HuBERT / WavLM) or ``"stacked"`` (``pos_conv_layers`` plain convolutions with a
+        parameter-free LayerNorm each, data2vec audio). rel_pos_buckets / rel_pos_max_distance:
+        WavLM's gated relative position bias (0 buckets = none; needs ``cls_token=False``).
     """
 
     dim: int
@@ -90,6 +106,11 @@ class WavConfig:
     drop_path: float = 0.0
     in_channels: int = 1
     n_bins: int = 1
+    feature_norm: bool = True
+    pos_conv_mode: Literal["weight_norm", "stacked"] = "weight_norm"
+    pos_conv_layers: int = 1
+    rel_pos_buckets: int = 0
+    rel_pos_max_distance: int = 800
 
     def __post_init__(self) -> None:
         self.conv_layers = tuple(tuple(int(v) for v in layer) for layer in self.conv_layers)  # type: ignore[misc]
@@ -107,6 +128,23 @@ class WavConfig:
             )
         if self.in_channels < 1:
             raise ConfigError(f"WavConfig.in_channels must be >= 1; found {self.in_channels}.")
+        if self.pos_conv_mode not in ("weight_norm", "stacked"):
+            raise ConfigError(
+                f"WavConfig.pos_conv_mode must be 'weight_norm' (wav2vec 2.0) or 'stacked' "
+                f"(data2vec audio); found {self.pos_conv_mode!r}."
+            )
+        if self.pos_conv_layers < 1 or (
+            self.pos_conv_mode == "weight_norm" and self.pos_conv_layers != 1
+        ):
+            raise ConfigError(
+                f"WavConfig.pos_conv_layers must be 1 with pos_conv_mode='weight_norm' and >= 1 "
+                f"with 'stacked'; found {self.pos_conv_layers} ({self.pos_conv_mode!r})."
+            )
+        if self.rel_pos_buckets and self.cls_token:
+            raise ConfigError(
+                "WavConfig.rel_pos_buckets (WavLM's relative position bias) needs cls_token=False: "
+                "a CLS token has no position on the frame grid."
+            )
 
     @property
     def stride(self) -> int:
@@ -153,13 +191,25 @@ class WavEncoder(Encoder):
             config.conv_layers, config.conv_mode, config.conv_bias, config.in_channels
         )
         conv_dim = self.feature_encoder.dim
-        self.feature_norm = nn.LayerNorm(conv_dim, eps=config.norm_eps)
+        self.feature_norm: nn.Module = (
+            nn.LayerNorm(conv_dim, eps=config.norm_eps) if config.feature_norm else nn.Identity()
+        )
         self.feature_proj = nn.Linear(conv_dim, dim)
-        self.pos_conv = (
-            ConvPositionalEmbedding(dim, config.pos_conv_kernel, config.pos_conv_groups)
-            if config.pos_conv_kernel > 0
+        self.pos_conv: ConvPositionalEmbedding | StackedConvPositionalEmbedding | None = None
+        if config.pos_conv_kernel > 0 and config.pos_conv_mode == "weight_norm":
+            self.pos_conv = ConvPositionalEmbedding(
+                dim, config.pos_conv_kernel, config.pos_conv_groups
+            )
+        elif config.pos_conv_kernel > 0:
+            self.pos_conv = StackedConvPositionalEmbedding(
+                dim, config.pos_conv_kernel, config.pos_conv_groups, config.pos_conv_layers
+            )
+        self.rel_pos = (
+            RelativePositionBias(config.heads, config.rel_pos_buckets, config.rel_pos_max_distance)
+            if config.rel_pos_buckets
             else None
         )
+        gate: Literal["input"] | None = "input" if self.rel_pos is not None else None
         self.prefix = PrefixTokens(dim, 1 if config.cls_token else 0)
         self.input_norm = None if config.norm_first else nn.LayerNorm(dim, eps=config.norm_eps)
         steps = max(config.depth - 1, 1)
@@ -169,7 +219,13 @@ class WavEncoder(Encoder):
             if config.norm_first:
                 blocks.append(
                     Block(
-                        dim, config.heads, config.mlp_ratio, config.qkv_bias, config.norm_eps, rate
+                        dim,
+                        config.heads,
+                        config.mlp_ratio,
+                        config.qkv_bias,
+                        config.norm_eps,
+                        rate,
+                        position_gate=gate,
                     )
                 )
             else:
@@ -181,6 +237,7 @@ class WavEncoder(Encoder):
                         config.qkv_bias,
                         config.norm_eps,
                         drop_path=rate,
+                        position_gate=gate,
                     )
                 )
         self.blocks = nn.ModuleList(blocks)
@@ -244,6 +301,8 @@ class WavEncoder(Encoder):
         first, so it never leaks into valid tokens)."""
         if self.pos_conv is None:
             return tokens
+        if isinstance(self.pos_conv, StackedConvPositionalEmbedding):
+            return tokens + self.pos_conv(tokens, padding_mask)
         source = tokens
         if padding_mask is not None:
             source = tokens.masked_fill(padding_mask[..., None], 0.0)
@@ -268,7 +327,8 @@ class WavEncoder(Encoder):
                 f"{n_samples} samples are shorter than one token's receptive field "
                 f"({self._config.receptive} samples); pad inputs to at least that length."
             )
-        frames = self.feature_encoder(wave).transpose(1, 2)  # (B, N, conv_dim)
+        lengths = features.lengths.to(wave.device)
+        frames = self.feature_encoder(wave, lengths).transpose(1, 2)  # (B, N, conv_dim)
         tokens = self.feature_proj(self.feature_norm(frames))
         grid = (1, int(tokens.shape[1]))
         pad = merge_padding(self.token_padding(features), padding_mask)
@@ -293,6 +353,7 @@ class WavEncoder(Encoder):
         batch, n_kept, _ = tokens.shape
         spec = self.spec
         grid = spec.grid(features.n_frames)
+        bias = self._position_bias(token_index, n_kept)
         if token_index is None:
             if n_kept != grid[1]:
                 raise ConfigError(
@@ -308,7 +369,7 @@ class WavEncoder(Encoder):
         attn_mask = padding_to_attn_mask(attn_pad) if bool(attn_pad.any()) else None
         hidden = [x]
         for i, block in enumerate(self.blocks):
-            x = block(x, attn_mask)
+            x = block(x, attn_mask, bias=bias)
             last = i == len(self.blocks) - 1
             hidden.append(self.norm(x) if last and self.norm is not None else x)
         n_cls = self.prefix.n_tokens
@@ -328,6 +389,13 @@ class WavEncoder(Encoder):
             grid=grid,
             patch_hop_s=features.hop_s * spec.stride,
         )
+
+    def _position_bias(self, token_index: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """WavLM's relative position bias, once for every block: ``(1, H, N, N)`` for the full
+        grid in order, ``(B, H, K, K)`` at the grid positions of kept tokens; None without one."""
+        if self.rel_pos is None:
+            return None
+        return self.rel_pos(n) if token_index is None else self.rel_pos.at_positions(token_index)
 
 
 def _size(dim: int, depth: int, heads: int, conv_dim: int, pos_kernel: int, pos_groups: int):

@@ -4,7 +4,7 @@ positions."""
 from echoic.layers.attention import Attention, padding_to_attn_mask
 from echoic.layers.block import Block, DropPath, LayerScale
 from echoic.layers.conv_feature_encoder import WAV2VEC2_CONV_LAYERS, ConvFeatureEncoder, ConvLayer
-from echoic.layers.conv_position import ConvPositionalEmbedding
+from echoic.layers.conv_position import ConvPositionalEmbedding, StackedConvPositionalEmbedding
 from echoic.layers.learned_positions import (
     LearnedPositions1d,
     LearnedPositions2d,
@@ -45,6 +45,7 @@ __all__ = [
     "PostNormBlock",
     "PrefixTokens",
     "RelativePositionBias",
+    "StackedConvPositionalEmbedding",
     "deepnorm_coefficients",
     "gather_tokens",
     "padding_to_attn_mask",

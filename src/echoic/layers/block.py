@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -47,7 +49,8 @@ class Block(nn.Module):
     """``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``: ``(B, N, D)`` → ``(B, N, D)``.
 
     layer_scale: initial value of a per-channel scale on both residual branches, or None (default)
-    for none. drop_path: stochastic-depth probability of each branch.
+    for none. drop_path: stochastic-depth probability of each branch. position_gate: see
+    :class:`Attention` (WavLM large: ``"input"``, the normalised attention input gates the bias).
     """
 
     def __init__(
@@ -59,23 +62,30 @@ class Block(nn.Module):
         norm_eps: float = 1e-6,
         drop_path: float = 0.0,
         layer_scale: float | None = None,
+        position_gate: Literal["input", "query"] | None = None,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, heads, qkv_bias=qkv_bias)
+        self.attn = Attention(dim, heads, qkv_bias=qkv_bias, position_gate=position_gate)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = MLP(dim, int(dim * mlp_ratio))
         self.ls1: nn.Module = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
         self.ls2: nn.Module = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
         self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: ``(B, N, D)``; attn_mask: ``(B, 1, 1, N)`` bool (True = may attend) or None."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: ``(B, N, D)``; attn_mask: ``(B, 1, 1, N)`` bool (True = may attend) or None; bias:
+        float, broadcastable to ``(B, H, N, N)`` (a relative position bias), or None."""
         plain = isinstance(self.ls1, nn.Identity) and (
             isinstance(self.drop_path, nn.Identity) or not self.training
         )
         if plain:  # residuals go into the output projections (one pass less on inference)
-            x = self.attn(self.norm1(x), attn_mask, residual=x)
+            x = self.attn(self.norm1(x), attn_mask, residual=x, bias=bias)
             return self.mlp(self.norm2(x), residual=x)
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), attn_mask)))
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), attn_mask, bias=bias)))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))

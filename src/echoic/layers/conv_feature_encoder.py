@@ -7,7 +7,9 @@ over time — after the first convolution only. ``mode="layer_norm"`` (large mod
 ``LayerNorm(dim)`` over channels after every convolution. The geometry (:attr:`stride`,
 :attr:`receptive`, :meth:`num_frames`) is known without running the network: frame ``t`` covers
 samples ``[t * stride, t * stride + receptive)``. (In ``group_norm`` mode the first layer's
-statistics are taken over the whole input, so every frame also depends, through them, on all of it.)
+statistics are taken over the whole input, so every frame also depends, through them, on all of it;
+pass ``lengths`` to take them over each item's valid frames only, so that a padded item gives what
+it gives alone.)
 """
 
 from __future__ import annotations
@@ -85,15 +87,32 @@ class ConvLayer(nn.Module):
         else:
             self.norm = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: ``(B, C_in, S)`` → ``(B, dim, (S - kernel) // stride + 1)``."""
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: ``(B, C_in, S)`` → ``(B, dim, (S - kernel) // stride + 1)``. lengths: ``(B,)`` valid
+        output frames per item; a group norm then takes its statistics over those frames only."""
         x = self.conv(x)
+        if isinstance(self.norm, nn.GroupNorm) and lengths is not None:
+            if bool((lengths < x.shape[-1]).any()):
+                return F.gelu(_masked_group_norm(self.norm, x, lengths))
         if self.norm is not None:
             if self.norm_kind == "layer_norm":  # over channels: put them last
                 x = self.norm(x.transpose(1, 2)).transpose(1, 2)
             else:
                 x = self.norm(x)
         return F.gelu(x)
+
+
+def _masked_group_norm(norm: nn.GroupNorm, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``GroupNorm(dim, dim)`` of ``x (B, dim, T)`` with each item's statistics over its first
+    ``lengths[b]`` frames (at least one); frames beyond are normalised with them too."""
+    valid = torch.arange(x.shape[-1], device=x.device)[None, None, :] < lengths[:, None, None]
+    count = valid.sum(dim=-1, keepdim=True).clamp_min(1)
+    mean = (x * valid).sum(dim=-1, keepdim=True) / count
+    var = (((x - mean) * valid) ** 2).sum(dim=-1, keepdim=True) / count
+    out = (x - mean) / torch.sqrt(var + norm.eps)
+    if norm.affine:
+        out = out * norm.weight[None, :, None] + norm.bias[None, :, None]
+    return out
 
 
 class ConvFeatureEncoder(nn.Module):
@@ -154,9 +173,11 @@ class ConvFeatureEncoder(nn.Module):
             n = n.clamp(min=0) if isinstance(n, torch.Tensor) else max(n, 0)
         return n
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """waveform: ``(B, S)`` or ``(B, C, S)``, ``S >= receptive``. Returns ``(B, D, T)`` with
-        ``T = num_frames(S)``."""
+        ``T = num_frames(S)``. lengths: optional ``(B,)`` valid samples per item; in
+        ``group_norm`` mode the first layer's statistics then cover each item's valid frames only
+        (without it, or with no item padded, they cover the whole input as in the reference)."""
         x = waveform[:, None] if waveform.ndim == 2 else waveform
         if x.ndim != 3 or x.shape[1] != self.in_channels:
             raise ConfigError(
@@ -168,8 +189,12 @@ class ConvFeatureEncoder(nn.Module):
                 f"waveform of {x.shape[-1]} samples is shorter than one frame ({self.receptive} "
                 "samples); pad it or drop it."
             )
-        for layer in self.layers:
-            x = layer(x)
+        first_lengths = None
+        if lengths is not None and self.mode == "group_norm":
+            _, kernel, stride = self.specs[0]
+            first_lengths = ((lengths.to(x.device) - kernel) // stride + 1).clamp(min=1)
+        for index, layer in enumerate(self.layers):
+            x = layer(x, first_lengths) if index == 0 else layer(x)
         return x
 
     def extra_repr(self) -> str:

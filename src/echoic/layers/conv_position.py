@@ -4,6 +4,9 @@ A grouped ``Conv1d(D, D, K, groups=G, padding=K // 2)`` over the frame axis, its
 weight-normalised over dim 2 (one norm per kernel tap, across output and input channels), then
 exact GELU. For even ``K`` the padded convolution yields one frame too many; the last is dropped, so
 output frame ``t`` sees input frames ``t - K/2 .. t + K/2 - 1``.
+
+:class:`StackedConvPositionalEmbedding` is data2vec 1.0 audio's variant: several plain grouped
+convolutions, each followed by a parameter-free LayerNorm and GELU.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from echoic.errors import ConfigError
 
-__all__ = ["ConvPositionalEmbedding"]
+__all__ = ["ConvPositionalEmbedding", "StackedConvPositionalEmbedding"]
 
 
 class ConvPositionalEmbedding(nn.Module):
@@ -70,3 +73,49 @@ class ConvPositionalEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, groups={self.groups}"
+
+
+class StackedConvPositionalEmbedding(nn.Module):
+    """data2vec 1.0 audio's positions: ``layers`` plain grouped convolutions, each followed by a
+    LayerNorm over channels without affine parameters and exact GELU: ``(B, N, D)`` → ``(B, N, D)``.
+
+    Each ``Conv1d(D, D, K, groups=G, padding=K // 2)`` drops its last frame for even ``K``. Weights:
+    ``layers.{i}.conv``. With a ``padding_mask``, padded frames are zeroed before every layer (the
+    reference zeroes them only before the first, so its valid outputs depend on the padding).
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 19, groups: int = 16, layers: int = 5) -> None:
+        super().__init__()
+        if kernel_size < 1 or groups < 1 or dim % groups or layers < 1:
+            raise ConfigError(
+                f"stacked convolutional positions need kernel_size >= 1, layers >= 1 and groups "
+                f"dividing the width; found dim={dim}, kernel_size={kernel_size}, groups={groups}, "
+                f"layers={layers} (data2vec audio uses kernel 19, 16 groups, 5 layers)."
+            )
+        self.kernel_size = kernel_size
+        self.groups = groups
+        self.drop_last = kernel_size % 2 == 0
+        self.layers = nn.ModuleList(_PlainConv(dim, kernel_size, groups) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: ``(B, N, D)``; padding_mask: ``(B, N)`` bool, True on padding, or None."""
+        for layer in self.layers:
+            assert isinstance(layer, _PlainConv)
+            if padding_mask is not None:
+                x = x.masked_fill(padding_mask[..., None], 0.0)
+            out = layer.conv(x.transpose(1, 2))
+            if self.drop_last:
+                out = out[:, :, :-1]
+            x = F.gelu(F.layer_norm(out.transpose(1, 2), out.shape[1:2]))
+        return x
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, groups={self.groups}, layers={len(self.layers)}"
+
+
+class _PlainConv(nn.Module):
+    """One layer of :class:`StackedConvPositionalEmbedding` (holds ``conv``)."""
+
+    def __init__(self, dim: int, kernel_size: int, groups: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=groups)

@@ -95,6 +95,18 @@ class RelativePositionBias(nn.Module):
         values = self.embedding(self.buckets(n_query, n_key))  # (Nq, Nk, H)
         return values.permute(2, 0, 1).unsqueeze(0)
 
+    def at_positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions: ``(B, K)`` int64 grid positions of the tokens (e.g. kept tokens). Returns the
+        ``(B, H, K, K)`` bias of every query/key pair at those positions."""
+        positions = positions.long().to(self.embedding.weight.device)
+        buckets = relative_position_bucket(
+            positions[:, None, :] - positions[:, :, None],
+            self.num_buckets,
+            self.max_distance,
+            self.bidirectional,
+        )
+        return self.embedding(buckets).permute(0, 3, 1, 2)
+
     def extra_repr(self) -> str:
         return (
             f"heads={self.heads}, num_buckets={self.num_buckets}, "
