@@ -30,7 +30,6 @@ mixed down by their channel mean first (:func:`echoic.data.audio.prepare_audio`)
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from echoic.data.audio import prepare_audio
 from echoic.data.batch import pad_batch
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
 from echoic.embed.precision import cast_model, choose_precision, input_dtype
+from echoic.embed.stitch import FrameStitcher
 from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
 
@@ -55,6 +55,14 @@ _LATER_MODEL_FIELDS = (
     ("frontend_config", "channels", 1),
     ("frontend_config", "interchannel", "none"),
     ("encoder_config", "in_channels", 1),
+    # ViT options of the converted layouts (AST, SSAST, Dasheng)
+    ("encoder_config", "patch_stride", None),
+    ("encoder_config", "flatten", "time_major"),
+    ("encoder_config", "positions", "sincos"),
+    ("encoder_config", "position_grid", None),
+    ("encoder_config", "position_fit", "start"),
+    ("encoder_config", "dist_token", False),
+    ("encoder_config", "input_norm", False),
 )
 """(part of the model config, key, default) of fields added after identities existed."""
 
@@ -211,18 +219,16 @@ class Embedder(EmbeddingMethods):
         plans = [self._plan(int(x.shape[-1])) for x in inputs]
         jobs = [(i, k) for i, plan in enumerate(plans) for k in range(len(plan))]
         jobs.sort(key=lambda job: -self._chunk_len(inputs[job[0]], plans[job[0]][job[1]]))
-        outputs: dict[tuple[int, int], torch.Tensor] = {}
+        # chunk outputs go straight into each pass's frames: they are never all held at once
+        stitchers = [FrameStitcher(plan) for plan in plans]
         bs = max(1, self.config.batch_size)
         for start in range(0, len(jobs), bs):
             group = jobs[start : start + bs]
             pieces = [self._chunk(inputs[i], plans[i][k]) for i, k in group]
             frames, valid = self._encode(pieces)
-            for row, job in enumerate(group):
-                outputs[job] = frames[row, : int(valid[row])]
-        passes = [
-            self._stitch([outputs[(i, k)] for k in range(len(plans[i]))], plans[i])
-            for i in range(len(inputs))
-        ]
+            for row, (i, k) in enumerate(group):
+                stitchers[i].add(k, frames[row, : int(valid[row])])
+        passes = [stitcher.frames() for stitcher in stitchers]
         n = len(offsets)
         return [
             self._clip_embedding(passes[c * n : (c + 1) * n], lengths[c]) for c in range(len(clips))
@@ -309,18 +315,6 @@ class Embedder(EmbeddingMethods):
         time_padding = torch.ones(b, n_time, dtype=torch.bool, device=tokens.device)
         time_padding[rows, out.time_index] = out.padding_mask
         return frames, (~time_padding).sum(1)
-
-    def _stitch(self, chunks: list[torch.Tensor], plan: list[tuple[int, int]]) -> torch.Tensor:
-        """One pass's frames ``(T, D)``: each time patch from the chunk where it sits most inside."""
-        bounds = [plan[0][0]]
-        for (_, end), (next_first, _) in itertools.pairwise(plan):
-            bounds.append((next_first + end) // 2)
-        bounds.append(plan[-1][1])
-        parts = []
-        for k, (first, _) in enumerate(plan):
-            lo, hi = bounds[k] - first, bounds[k + 1] - first
-            parts.append(chunks[k][lo:hi])
-        return torch.cat(parts).float()
 
     def _clip_embedding(self, passes: list[torch.Tensor], n_samples: int) -> ClipEmbedding:
         """Scene + native frames from the first pass; timestamps from all passes interleaved."""

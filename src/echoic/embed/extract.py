@@ -5,6 +5,11 @@ loses at most one flush; a re-run skips every path already in ``<out>`` or its p
 everything into ``<out>`` at the end. Files that cannot be read are reported per file (the summary
 and ``<out stem>.errors.csv``) and skipped; one bad file never stops the run.
 
+Memory follows the largest file, not the run: rows are flushed once they hold ``flush_bytes``, and
+files are written by :class:`~echoic.embed.paged_parquet.PagedParquetWriter`, which splits a long
+row (an hour of timestamp embeddings) into ~1 MiB pages where pyarrow would build it as one page
+several times its size; the final merge copies the parts' bytes without decoding them.
+
 Files are mixed down to mono for mono models; a model taking ``C > 1`` channels (its ``channels``)
 gets every channel (``load_audio(..., mono=False)``), and a file with another channel count is
 reported and skipped.
@@ -25,12 +30,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 from tqdm import tqdm
 
 from echoic import __version__
 from echoic.data.audio import audio_info, load_audio, require_min_samples
 from echoic.data.discover import find_audio
 from echoic.embed.base import ClipEmbedding, EmbeddingModel
+from echoic.embed.paged_parquet import PagedParquetWriter
 from echoic.errors import AudioError, EchoicError
 
 _META_KEY = b"echoic"
@@ -104,31 +111,63 @@ def _schema(dim: int, timestamps: bool, meta: dict[str, object]) -> pa.Schema:
     return pa.schema(fields, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
 
 
-def _table(rows: list[tuple[str, float, ClipEmbedding]], schema: pa.Schema) -> pa.Table:
+@dataclass
+class _Row:
+    """What one file's row holds: only the columns that are written (no native frames)."""
+
+    path: str
+    duration_s: float
+    scene: np.ndarray  # (D,) float32
+    timestamps_ms: np.ndarray | None = None  # (T,) float64
+    timestamps: np.ndarray | None = None  # (T, D) float32, often a view of the model's frames
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.scene, self.timestamps_ms, self.timestamps)
+        return sum(a.nbytes for a in arrays if a is not None)
+
+
+def _row(path: str, duration_s: float, emb: ClipEmbedding, timestamps: bool) -> _Row:
+    """The row of one file, sharing memory with ``emb`` (no copy of float32 CPU tensors)."""
+
+    def array(tensor: torch.Tensor, dtype: type) -> np.ndarray:
+        return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=dtype)
+
+    scene = array(emb.scene, np.float32)
+    if not timestamps:
+        return _Row(path, duration_s, scene)
+    times = array(emb.timestamps_ms, np.float64)
+    return _Row(path, duration_s, scene, times, array(emb.timestamps, np.float32))
+
+
+def _table(rows: list[_Row], schema: pa.Schema) -> pa.Table:
+    """The rows as a table without copying their timestamp arrays (one chunk per row)."""
     dim = schema.field("embedding").type.list_size
-    scene = np.stack([r[2].scene.numpy() for r in rows]).astype(np.float32)
-    cols: dict[str, pa.Array] = {
-        "path": pa.array([r[0] for r in rows], pa.string()),
-        "duration_s": pa.array([r[1] for r in rows], pa.float64()),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(scene.reshape(-1)), dim),
-    }
+    scene = np.stack([r.scene for r in rows]).astype(np.float32, copy=False)
+    cols: list[pa.Array | pa.ChunkedArray] = [
+        pa.array([r.path for r in rows], pa.string()),
+        pa.array([r.duration_s for r in rows], pa.float64()),
+        pa.FixedSizeListArray.from_arrays(pa.array(scene.reshape(-1)), dim),
+    ]
     if "timestamps_ms" in schema.names:
-        counts = np.array([0] + [r[2].timestamps_ms.shape[0] for r in rows])
-        offsets = pa.array(np.cumsum(counts).astype(np.int32))
-        times = np.concatenate([r[2].timestamps_ms.numpy() for r in rows])
-        embs = np.concatenate([r[2].timestamps.numpy() for r in rows]).astype(np.float32)
-        cols["timestamps_ms"] = pa.ListArray.from_arrays(offsets, pa.array(times))
-        inner = pa.FixedSizeListArray.from_arrays(pa.array(embs.reshape(-1)), dim)
-        cols["timestamp_embeddings"] = pa.ListArray.from_arrays(offsets, inner)
-    return pa.table(cols, schema=schema)
-
-
-_WRITE_OPTIONS = {"use_dictionary": ["path"], "compression": "zstd"}
+        times, embs = [], []
+        for r in rows:
+            assert r.timestamps_ms is not None and r.timestamps is not None
+            offsets = pa.array(np.array([0, r.timestamps_ms.shape[0]], np.int32))
+            times.append(pa.ListArray.from_arrays(offsets, pa.array(r.timestamps_ms)))
+            inner = pa.FixedSizeListArray.from_arrays(pa.array(r.timestamps.reshape(-1)), dim)
+            embs.append(pa.ListArray.from_arrays(offsets, inner))
+        cols += [
+            pa.chunked_array(times, schema.field("timestamps_ms").type),
+            pa.chunked_array(embs, schema.field("timestamp_embeddings").type),
+        ]
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def _atomic_parquet(table: pa.Table, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
-    pq.write_table(table, tmp, **_WRITE_OPTIONS)
+    with PagedParquetWriter(tmp, table.schema) as writer:
+        writer.write(table)
     os.replace(tmp, target)
 
 
@@ -161,8 +200,13 @@ def extract(
     files_per_batch: int = 16,
     flush_every: int = 64,
     progress: bool = True,
+    flush_bytes: int = 64 << 20,
 ) -> ExtractReport:
-    """Embed every audio file under ``paths`` into the Parquet file ``out`` (see module docstring)."""
+    """Embed every audio file under ``paths`` into the Parquet file ``out`` (see module docstring).
+
+    Finished rows are written to a part file every ``flush_every`` rows, or as soon as their
+    arrays hold ``flush_bytes`` (a long file with timestamps is written right after it is embedded).
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -178,7 +222,7 @@ def extract(
     parts = _parts_dir(out)
     parts.mkdir(exist_ok=True)
     part_no = len(list(parts.glob("part-*.parquet")))
-    pending: list[tuple[str, float, ClipEmbedding]] = []
+    pending: list[_Row] = []
 
     def flush() -> None:
         nonlocal part_no, pending
@@ -191,14 +235,9 @@ def extract(
     bar = tqdm(total=len(todo), desc="embed", unit="file", disable=not progress)
     groups = _load_groups(todo, embedder, report, max_duration_s, files_per_batch, bar)
     for group in groups:
-        results = _embed_isolating(embedder, group, report)
-        for (key, wave), emb in zip(group, results, strict=True):
-            if emb is not None:
-                duration = wave.shape[-1] / embedder.sample_rate
-                report.audio_s += duration
-                pending.append((key, duration, emb))
-        del group, results  # free the audio before the next group is loaded
-        if len(pending) >= flush_every:
+        pending += _embed_rows(embedder, group, report, timestamps)
+        group.clear()  # the loader still refers to the list: free the audio before writing
+        if len(pending) >= flush_every or sum(r.nbytes for r in pending) >= flush_bytes:
             flush()
     bar.close()
     flush()
@@ -235,6 +274,7 @@ def _load_groups(
             group, group_samples = [], 0
         group.append(loaded)
         group_samples += samples
+    loaded = None  # the last file's audio is the group's: held by the list alone
     if group:
         yield group
 
@@ -277,6 +317,23 @@ def _load_one(
     return str(path.resolve()), wave
 
 
+def _embed_rows(
+    embedder: EmbeddingModel,
+    group: list[tuple[str, np.ndarray]],
+    report: ExtractReport,
+    timestamps: bool,
+) -> list[_Row]:
+    """The rows of a group's embeddable files (the audio is not referenced once this returns)."""
+    rows = []
+    results = _embed_isolating(embedder, group, report)
+    for (key, wave), emb in zip(group, results, strict=True):
+        if emb is not None:
+            duration = wave.shape[-1] / embedder.sample_rate
+            report.audio_s += duration
+            rows.append(_row(key, duration, emb, timestamps))
+    return rows
+
+
 def _embed_isolating(
     embedder: EmbeddingModel, loaded: list[tuple[str, np.ndarray]], report: ExtractReport
 ) -> list[ClipEmbedding | None]:
@@ -297,10 +354,12 @@ def _embed_isolating(
 
 
 def _merge(out: Path, schema: pa.Schema) -> None:
-    """Stream ``out`` and the part files into a new ``out``, one record batch at a time.
+    """Put ``out`` and the part files together into a new ``out``, one row group at a time.
 
-    Memory stays at one batch whatever the output's size; a path seen twice (a run stopped
-    between writing ``out`` and removing the parts) is kept once.
+    Row groups are copied byte for byte (nothing is decoded, memory stays at one copy block); a
+    path seen twice (a run stopped between writing ``out`` and removing the parts) is kept once,
+    and only a row group holding such a path, or written with another schema, is decoded and
+    re-written, a few rows at a time.
     """
     sources = _sources(out)
     if sources == [out]:
@@ -310,17 +369,39 @@ def _merge(out: Path, schema: pa.Schema) -> None:
         return
     tmp = out.with_name(f".{out.name}.tmp")
     seen: set[str] = set()
-    with pq.ParquetWriter(tmp, schema, **_WRITE_OPTIONS) as writer:
+    with PagedParquetWriter(tmp, schema) as writer:
         for source in sources:
-            for batch in pq.ParquetFile(source).iter_batches(batch_size=64):
-                paths = batch.column("path").to_pylist()
-                keep = [i for i, p in enumerate(paths) if p not in seen]
+            parquet = pq.ParquetFile(source)
+            same_schema = parquet.schema_arrow.equals(schema, check_metadata=False)
+            for index in range(parquet.metadata.num_row_groups):
+                paths = parquet.read_row_group(index, columns=["path"])["path"].to_pylist()
+                if same_schema and seen.isdisjoint(paths):
+                    writer.copy_row_group(source, index)
+                else:
+                    _rewrite_row_group(parquet, index, seen, schema, writer)
                 seen.update(paths)
-                if len(keep) < len(paths):
-                    batch = batch.take(pa.array(keep, pa.int64()))
-                if batch.num_rows:
-                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
     os.replace(tmp, out)
+
+
+def _rewrite_row_group(
+    parquet: pq.ParquetFile,
+    index: int,
+    seen: set[str],
+    schema: pa.Schema,
+    writer: PagedParquetWriter,
+    batch_bytes: int = 64 << 20,
+) -> None:
+    """Write the rows of one row group whose path is not in ``seen``, cast to ``schema``, in
+    batches of about ``batch_bytes``."""
+    group = parquet.metadata.row_group(index)
+    row_bytes = group.total_byte_size / max(group.num_rows, 1)
+    batch_size = max(1, min(64, int(batch_bytes / max(row_bytes, 1.0))))
+    for batch in parquet.iter_batches(batch_size=batch_size, row_groups=[index]):
+        keep = [i for i, p in enumerate(batch.column("path").to_pylist()) if p not in seen]
+        if len(keep) < batch.num_rows:
+            batch = batch.take(pa.array(keep, pa.int64()))
+        if batch.num_rows:
+            writer.write(pa.Table.from_batches([batch]).cast(schema))
 
 
 def _write_errors(report: ExtractReport) -> None:

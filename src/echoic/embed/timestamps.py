@@ -46,13 +46,31 @@ def regular_timestamps(
     n = frames.shape[0]
     if factor > 1 and n > 1:
         pos = torch.arange((n - 1) * factor + 1, dtype=torch.float64) / factor
-        lo = pos.floor().long().clamp(max=n - 2)
-        frac = (pos - lo).to(frames.dtype)[:, None]
-        frames = frames[lo] * (1 - frac) + frames[lo + 1] * frac
+        frames = _interpolate(frames, pos)
         times = frame_ms[0] + pos * frame_hop_ms
     else:
         times = frame_ms
     keep = times <= duration_ms + 1e-6
-    if not bool(keep.any()):
+    kept = int(keep.sum())
+    if kept == 0:
         return frames[:1].contiguous(), torch.tensor([duration_ms / 2], dtype=torch.float64)
+    if bool(keep[:kept].all()):  # times increase: the kept ones are a prefix, a view of the frames
+        return frames[:kept].contiguous(), times[:kept]
     return frames[keep].contiguous(), times[keep]
+
+
+def _interpolate(
+    frames: torch.Tensor, pos: torch.Tensor, block_bytes: int = 2 << 20
+) -> torch.Tensor:
+    """``frames`` ``(T, D)`` linearly interpolated at fractional indices ``pos`` ``(T',)``, in
+    blocks of rows so that temporaries stay at ``block_bytes`` (the values are those of one
+    whole-array expression: every element is computed alike)."""
+    n, dim = frames.shape
+    out = frames.new_empty((pos.shape[0], dim))
+    rows = max(1, block_bytes // max(1, dim * frames.element_size()))
+    for first in range(0, pos.shape[0], rows):
+        at = pos[first : first + rows]
+        lo = at.floor().long().clamp(max=n - 2)
+        frac = (at - lo).to(frames.dtype)[:, None]
+        out[first : first + rows] = frames[lo] * (1 - frac) + frames[lo + 1] * frac
+    return out

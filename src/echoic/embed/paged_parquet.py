@@ -1,0 +1,443 @@
+"""A Parquet writer that splits long rows into pages, so writing costs a few MiB whatever a row holds.
+
+pyarrow never splits a row across data pages: one row holding an hour of timestamp embeddings
+(90,000 × 1536 float32, 550 MB) becomes one page, built in memory with its repetition and
+definition levels, its encoded values and its compressed copy — about five times the row. This
+writer produces the same Arrow schema (stored as ``ARROW:schema``, so pyarrow reads back the same
+types and schema metadata) and the same values, in version-1 data pages of about ``page_bytes``
+that may end inside a row, which the format allows for version-1 pages when there is no page
+index. Memory beyond the rows themselves is about one page. Row groups of another Parquet file of
+the same schema (by pyarrow or by this writer) can be appended as they are, by copying their bytes
+(:meth:`PagedParquetWriter.copy_row_group`), so merging files never decodes a row.
+
+Scope: every top-level column is a string, float32 or float64, inside any number of
+``fixed_size_list`` layers and at most one variable-length ``list`` (the outermost); no nulls.
+Pages are PLAIN-encoded, levels RLE/bit-packed, compression zstd or none; no dictionary,
+statistics or page index are written.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from echoic import __version__
+from echoic.embed.thrift_compact import Field, encode_struct, varint
+
+PAGE_BYTES = 1 << 20
+_MAGIC = b"PAR1"
+# parquet.thrift enums
+_BYTE_ARRAY, _FLOAT, _DOUBLE = 6, 4, 5
+_REQUIRED, _OPTIONAL, _REPEATED = 0, 1, 2
+_UTF8, _LIST = 0, 3
+_PLAIN, _RLE = 0, 3
+_CODECS = {"none": 0, "zstd": 6}
+_CODEC_NAMES = {"UNCOMPRESSED": 0, "SNAPPY": 1, "GZIP": 2, "LZO": 3, "BROTLI": 4, "LZ4": 5}
+_CODEC_NAMES |= {"ZSTD": 6, "LZ4_RAW": 7}
+_ENCODINGS = {"PLAIN": 0, "PLAIN_DICTIONARY": 2, "RLE": 3, "BIT_PACKED": 4}
+_ENCODINGS |= {"DELTA_BINARY_PACKED": 5, "DELTA_LENGTH_BYTE_ARRAY": 6, "DELTA_BYTE_ARRAY": 7}
+_ENCODINGS |= {"RLE_DICTIONARY": 8, "BYTE_STREAM_SPLIT": 9}
+_COPY_BLOCK = 8 << 20
+_PHYSICAL: dict[pa.DataType, tuple[int, str | None]] = {
+    pa.string(): (_BYTE_ARRAY, None),
+    pa.float32(): (_FLOAT, "<f4"),
+    pa.float64(): (_DOUBLE, "<f8"),
+}
+
+
+@dataclass(frozen=True)
+class _Column:
+    """The one leaf column of a top-level Arrow field."""
+
+    name: str
+    path: tuple[str, ...]
+    physical: int
+    dtype: str | None  # numpy dtype of the PLAIN values; None for strings
+    variable: bool  # the outermost layer is a variable-length list
+    fixed: tuple[int, ...]  # sizes of the fixed_size_list layers, outer to inner
+    max_def: int
+    max_rep: int
+    empty_def: int  # definition level of an empty variable-length list
+
+    @property
+    def leaves_per_element(self) -> int:
+        """Leaf values per element of the outermost variable list (or per row without one)."""
+        return math.prod(self.fixed)
+
+
+def _unsupported(field: pa.Field, what: str) -> ValueError:
+    return ValueError(
+        f"PagedParquetWriter writes string/float32/float64 leaves inside fixed_size_list layers "
+        f"and at most one outermost list; column {field.name!r} has {what}. Write it with "
+        f"pyarrow.parquet.write_table instead, or extend echoic.embed.paged_parquet."
+    )
+
+
+def _describe(field: pa.Field) -> tuple[list[list[Field]], _Column]:
+    """The Parquet schema elements of a top-level field (pyarrow's compliant nested layout:
+    ``<name> (LIST) / list / element``) and its leaf column."""
+    elements: list[list[Field]] = []
+    path = [field.name]
+    node, depth_def, depth_rep = field, 0, 0
+    variable, fixed, empty_def = False, [], 0
+    while pa.types.is_list(node.type) or pa.types.is_fixed_size_list(node.type):
+        if pa.types.is_list(node.type):
+            if depth_rep:
+                raise _unsupported(field, "a variable-length list inside another list")
+            variable = True
+        else:
+            fixed.append(node.type.list_size)
+        depth_def += int(node.nullable)
+        if not depth_rep:  # the outermost list: an empty one is defined down to here
+            empty_def = depth_def
+        repetition = _OPTIONAL if node.nullable else _REQUIRED
+        elements.append(
+            [
+                (3, "i32", repetition),
+                (4, "binary", path[-1]),
+                (5, "i32", 1),
+                (6, "i32", _LIST),
+                (10, "struct", [(3, "struct", [])]),  # LogicalType.LIST
+            ]
+        )
+        elements.append([(3, "i32", _REPEATED), (4, "binary", "list"), (5, "i32", 1)])
+        depth_def += 1
+        depth_rep += 1
+        path += ["list", "element"]
+        node = node.type.value_field
+    if node.type not in _PHYSICAL:
+        raise _unsupported(field, f"a {node.type} leaf")
+    physical, dtype = _PHYSICAL[node.type]
+    depth_def += int(node.nullable)
+    leaf: list[Field] = [
+        (1, "i32", physical),
+        (3, "i32", _OPTIONAL if node.nullable else _REQUIRED),
+        (4, "binary", path[-1]),
+    ]
+    if physical == _BYTE_ARRAY:
+        leaf += [(6, "i32", _UTF8), (10, "struct", [(1, "struct", [])])]  # LogicalType.STRING
+    elements.append(leaf)
+    column = _Column(
+        field.name,
+        tuple(path),
+        physical,
+        dtype,
+        variable,
+        tuple(fixed),
+        depth_def,
+        depth_rep,
+        empty_def,
+    )
+    return elements, column
+
+
+def _check_no_nulls(array: pa.Array, column: _Column) -> None:
+    if array.null_count:
+        raise ValueError(
+            f"column {column.name!r} holds {array.null_count} null(s); PagedParquetWriter writes "
+            "null-free data only. Drop or fill the nulls first."
+        )
+
+
+def _leaves(array: pa.Array, column: _Column) -> tuple[Any, np.ndarray]:
+    """Flat leaf values (numpy, or a list of bytes for strings) and each row's first leaf index
+    ``(rows + 1,)``; an empty list has as many leaves as the next row starts at."""
+    _check_no_nulls(array, column)
+    rows = len(array)
+    if column.variable:
+        counts = array.value_lengths().to_numpy(zero_copy_only=False).astype(np.int64)
+        array = array.flatten()
+        _check_no_nulls(array, column)
+        counts *= column.leaves_per_element
+    else:
+        counts = np.full(rows, column.leaves_per_element, np.int64)
+    for _ in column.fixed:
+        array = array.flatten()
+        _check_no_nulls(array, column)
+    starts = np.zeros(rows + 1, np.int64)
+    np.cumsum(counts, out=starts[1:])
+    if column.dtype is None:
+        return [s.encode() for s in array.to_pylist()], starts
+    return array.to_numpy(zero_copy_only=True), starts
+
+
+def _bit_width(max_level: int) -> int:
+    return max(1, int(max_level).bit_length())
+
+
+def _hybrid(levels: np.ndarray, max_level: int) -> bytes:
+    """RLE/bit-packing hybrid encoding of ``levels``: one RLE run when they are all equal, else
+    bit-packed runs of at most 63 groups of 8."""
+    width = _bit_width(max_level)
+    n = len(levels)
+    if n == 0:
+        return b""
+    if bool((levels == levels[0]).all()):
+        return varint(n << 1) + int(levels[0]).to_bytes((width + 7) // 8, "little")
+    groups = -(-n // 8)
+    padded = np.zeros(groups * 8, np.uint8)
+    padded[:n] = levels
+    bits = (padded[:, None] >> np.arange(width, dtype=np.uint8)) & 1
+    packed = np.packbits(bits.reshape(-1), bitorder="little").tobytes()
+    out = bytearray()
+    for first in range(0, groups, 63):
+        count = min(63, groups - first)
+        out.append((count << 1) | 1)
+        out += packed[first * width : (first + count) * width]
+    return bytes(out)
+
+
+def _page_levels(
+    column: _Column, starts: np.ndarray, first: int, end: int, last: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Repetition and definition levels of the leaves ``[first, end)`` (and of the empty lists
+    positioned there; on the ``last`` page also those at the very end)."""
+    leaf = np.arange(first, end, dtype=np.int64)
+    row = np.searchsorted(starts, leaf, side="right") - 1
+    within = leaf - starts[row]
+    rep = np.full(len(leaf), column.max_rep, np.uint8)
+    # a leaf that starts an element of layer k (outer = 1) gets level k; the row's first gets 0
+    sizes = [column.leaves_per_element] if column.variable else []
+    sizes += [math.prod(column.fixed[k + 1 :]) for k in range(len(column.fixed))]
+    for depth in range(len(sizes), 0, -1):
+        rep[within % sizes[depth - 1] == 0] = depth
+    rep[within == 0] = 0
+    define = np.full(len(leaf), column.max_def, np.uint8)
+    empty = np.flatnonzero(starts[1:] == starts[:-1])
+    if len(empty):
+        at = starts[empty]
+        at = at[(at >= first) & ((at < end) | (last & (at == end)))] - first
+        rep = np.insert(rep, at, 0)
+        define = np.insert(define, at, column.empty_def)
+    return rep, define
+
+
+def _values(values: Any, column: _Column, first: int, end: int) -> bytes:
+    if column.dtype is None:
+        return b"".join(struct.pack("<I", len(v)) + v for v in values[first:end])
+    return np.ascontiguousarray(values[first:end], dtype=column.dtype).tobytes()
+
+
+@dataclass
+class _Chunk:
+    """What the footer needs about one column chunk."""
+
+    column: _Column
+    offset: int  # of its first data page
+    codec: int
+    encodings: tuple[int, ...] = (_RLE, _PLAIN)
+    dictionary_offset: int | None = None
+    levels: int = 0
+    uncompressed: int = 0
+    compressed: int = 0
+
+    @property
+    def start(self) -> int:
+        """Where its bytes begin: the dictionary page, if any, comes first."""
+        return self.offset if self.dictionary_offset is None else self.dictionary_offset
+
+
+class PagedParquetWriter:
+    """Write Arrow tables to ``path`` as Parquet, one row group per :meth:`write` (see module
+    docstring). Use as a context manager; the file is complete once closed."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        schema: pa.Schema,
+        compression: str = "zstd",
+        page_bytes: int = PAGE_BYTES,
+        created_by: str = f"echoic version {__version__}",
+    ) -> None:
+        if compression not in _CODECS:
+            raise ValueError(f"compression must be one of {sorted(_CODECS)}; found {compression!r}")
+        self.schema = schema
+        self._codec = compression
+        self._page_bytes = max(1, int(page_bytes))
+        self._created_by = created_by
+        described = [_describe(field) for field in schema]
+        self._elements = [e for elements, _ in described for e in elements]
+        self._columns = [column for _, column in described]
+        self._row_groups: list[tuple[int, list[_Chunk]]] = []
+        self._file: BinaryIO = Path(path).open("wb")
+        self._file.write(_MAGIC)
+
+    def __enter__(self) -> PagedParquetWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._file.close()
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        """Append ``table`` (the writer's schema; metadata may differ) as one row group."""
+        if not table.schema.equals(self.schema, check_metadata=False):
+            raise ValueError(
+                f"table schema differs from the writer's:\nexpected {self.schema}\nfound "
+                f"{table.schema}\ncast the table to the writer's schema first"
+            )
+        if table.num_rows == 0:
+            return
+        chunks = []
+        for index, column in enumerate(self._columns):
+            data = table.column(index)
+            arrays = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
+            chunk = _Chunk(column, self._file.tell(), _CODECS[self._codec])
+            for array in arrays:
+                if len(array):
+                    self._write_pages(array, chunk)
+            chunks.append(chunk)
+        self._row_groups.append((table.num_rows, chunks))
+
+    def copy_row_group(self, source: str | os.PathLike[str], index: int) -> None:
+        """Append row group ``index`` of the Parquet file ``source`` (same schema, any writer) by
+        copying its column chunks' bytes: nothing is decoded, memory stays at one copy block.
+        Statistics, page indexes and bloom filters of the source are not carried over."""
+        parquet = pq.ParquetFile(source)
+        metadata, found = parquet.metadata, parquet.schema_arrow
+        if not found.equals(self.schema, check_metadata=False):
+            raise ValueError(
+                f"{source} has another schema than the writer's:\nexpected {self.schema}\n"
+                f"found {found}\nwrite its rows with write() after casting them"
+            )
+        group = metadata.row_group(index)
+        chunks = []
+        with Path(source).open("rb") as fh:
+            for column, position in zip(self._columns, range(group.num_columns), strict=True):
+                meta = group.column(position)
+                dictionary = meta.dictionary_page_offset if meta.has_dictionary_page else None
+                begin = meta.data_page_offset if dictionary is None else dictionary
+                shift = self._file.tell() - begin
+                fh.seek(begin)
+                left = meta.total_compressed_size
+                while left > 0:
+                    block = fh.read(min(left, _COPY_BLOCK))
+                    if not block:
+                        raise ValueError(f"{source} is truncated inside column {column.name!r}")
+                    self._file.write(block)
+                    left -= len(block)
+                chunks.append(
+                    _Chunk(
+                        column,
+                        meta.data_page_offset + shift,
+                        _CODEC_NAMES[meta.compression],
+                        tuple(_ENCODINGS[e] for e in meta.encodings),
+                        None if dictionary is None else dictionary + shift,
+                        meta.num_values,
+                        meta.total_uncompressed_size,
+                        meta.total_compressed_size,
+                    )
+                )
+        self._row_groups.append((group.num_rows, chunks))
+
+    def _write_pages(self, array: pa.Array, chunk: _Chunk) -> None:
+        column = chunk.column
+        values, starts = _leaves(array, column)
+        total = int(starts[-1])
+        itemsize = np.dtype(column.dtype).itemsize if column.dtype else 64
+        step = max(1, self._page_bytes // itemsize)
+        bounds = [*range(0, total, step), total] if total else [0, 0]
+        for first, end in itertools.pairwise(bounds):
+            rep, define = _page_levels(column, starts, first, end, last=end == total)
+            body = bytearray()
+            for levels, max_level in ((rep, column.max_rep), (define, column.max_def)):
+                if max_level:
+                    encoded = _hybrid(levels, max_level)
+                    body += len(encoded).to_bytes(4, "little") + encoded
+            body += _values(values, column, first, end)
+            self._write_page(bytes(body), len(rep), chunk)
+
+    def _write_page(self, body: bytes, levels: int, chunk: _Chunk) -> None:
+        data = body if self._codec == "none" else pa.compress(body, self._codec, asbytes=True)
+        data_header: list[Field] = [
+            (1, "i32", levels),
+            (2, "i32", _PLAIN),
+            (3, "i32", _RLE),
+            (4, "i32", _RLE),
+        ]
+        header = encode_struct(
+            [
+                (1, "i32", 0),  # DATA_PAGE
+                (2, "i32", len(body)),
+                (3, "i32", len(data)),
+                (5, "struct", data_header),
+            ]
+        )
+        self._file.write(header)
+        self._file.write(data)
+        chunk.levels += levels
+        chunk.uncompressed += len(header) + len(body)
+        chunk.compressed += len(header) + len(data)
+
+    def _footer(self) -> bytes:
+        row_groups = []
+        for rows, chunks in self._row_groups:
+            columns = []
+            for chunk in chunks:
+                meta: list[Field] = [
+                    (1, "i32", chunk.column.physical),
+                    (2, "list", ("i32", list(chunk.encodings))),
+                    (3, "list", ("binary", list(chunk.column.path))),
+                    (4, "i32", chunk.codec),
+                    (5, "i64", chunk.levels),
+                    (6, "i64", chunk.uncompressed),
+                    (7, "i64", chunk.compressed),
+                    (9, "i64", chunk.offset),
+                ]
+                if chunk.dictionary_offset is not None:
+                    meta.append((11, "i64", chunk.dictionary_offset))
+                columns.append([(2, "i64", chunk.start), (3, "struct", meta)])
+            row_groups.append(
+                [
+                    (1, "list", ("struct", columns)),
+                    (2, "i64", sum(c.uncompressed for c in chunks)),
+                    (3, "i64", rows),
+                    (5, "i64", chunks[0].start),
+                    (6, "i64", sum(c.compressed for c in chunks)),
+                ]
+            )
+        arrow_schema = base64.b64encode(self.schema.serialize().to_pybytes())
+        pairs = [(b"ARROW:schema", arrow_schema), *(self.schema.metadata or {}).items()]
+        root: list[Field] = [
+            (3, "i32", _REQUIRED),
+            (4, "binary", "schema"),
+            (5, "i32", len(self._columns)),
+        ]
+        return encode_struct(
+            [
+                (1, "i32", 2),
+                (2, "list", ("struct", [root, *self._elements])),
+                (3, "i64", sum(rows for rows, _ in self._row_groups)),
+                (4, "list", ("struct", row_groups)),
+                (5, "list", ("struct", [[(1, "binary", k), (2, "binary", v)] for k, v in pairs])),
+                (6, "binary", self._created_by),
+            ]
+        )
+
+    def close(self) -> None:
+        """Write the footer and close the file (idempotent)."""
+        if self._file.closed:
+            return
+        footer = self._footer()
+        self._file.write(footer)
+        self._file.write(len(footer).to_bytes(4, "little"))
+        self._file.write(_MAGIC)
+        self._file.close()

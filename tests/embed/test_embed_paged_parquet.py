@@ -1,0 +1,142 @@
+"""PagedParquetWriter: pyarrow reads back exactly what pyarrow would have written, rows split
+across pages included; row groups of other files are copied without decoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from echoic.embed.paged_parquet import PagedParquetWriter
+from echoic.embed.thrift_compact import encode_struct, varint
+
+DIM = 5
+
+
+def _schema() -> pa.Schema:
+    """The schema of ``echoic embed --timestamps`` at a small width."""
+    return pa.schema(
+        [
+            pa.field("path", pa.string()),
+            pa.field("duration_s", pa.float64()),
+            pa.field("embedding", pa.list_(pa.float32(), DIM)),
+            pa.field("timestamps_ms", pa.list_(pa.float64())),
+            pa.field("timestamp_embeddings", pa.list_(pa.list_(pa.float32(), DIM))),
+        ],
+        metadata={b"echoic": b'{"model": "test"}'},
+    )
+
+
+def _table(lengths: list[int], seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    return pa.table(
+        {
+            "path": [f"/audio/{i}.wav" for i in range(len(lengths))],
+            "duration_s": [0.5 * i for i in range(len(lengths))],
+            "embedding": [rng.standard_normal(DIM).astype(np.float32) for _ in lengths],
+            "timestamps_ms": [np.arange(n) * 40.0 for n in lengths],
+            "timestamp_embeddings": [
+                list(rng.standard_normal((n, DIM)).astype(np.float32)) for n in lengths
+            ],
+        },
+        schema=_schema(),
+    )
+
+
+@pytest.mark.parametrize("page_bytes", [4, 52, 1 << 20])
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_reads_back_as_pyarrow_writes(tmp_path: Path, page_bytes: int, compression: str) -> None:
+    table = _table([3, 0, 1, 40, 7])  # an empty list, and rows longer than a page
+    reference = tmp_path / "pyarrow.parquet"
+    pq.write_table(table, reference, compression="zstd")
+    mine = tmp_path / "paged.parquet"
+    with PagedParquetWriter(mine, table.schema, compression, page_bytes) as writer:
+        writer.write(table.slice(0, 2))
+        writer.write(table.slice(2))
+    expected, found = pq.read_table(reference), pq.read_table(mine)
+    assert found.equals(expected, check_metadata=True)
+    assert found.schema.equals(expected.schema, check_metadata=True)
+    assert pq.read_metadata(mine).metadata == pq.read_metadata(reference).metadata
+    assert pq.read_metadata(mine).num_row_groups == 2
+    rows = [r for b in pq.ParquetFile(mine).iter_batches(batch_size=2) for r in b.to_pylist()]
+    assert rows == expected.to_pylist()
+
+
+def test_a_long_row_is_split_into_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pages: list[int] = []
+    write_page = PagedParquetWriter._write_page
+
+    def counting(self: PagedParquetWriter, body: bytes, levels: int, chunk: Any) -> None:
+        pages.append(len(body))
+        write_page(self, body, levels, chunk)
+
+    monkeypatch.setattr(PagedParquetWriter, "_write_page", counting)
+    table = _table([1000])
+    out = tmp_path / "long.parquet"
+    with PagedParquetWriter(out, table.schema, page_bytes=4096) as writer:
+        writer.write(table)
+    # path, duration and scene: a page each; the 1000 timestamps (float64) in two pages and
+    # their 5000 float32 embedding values in five, each about 4 KiB whatever the row holds
+    assert len(pages) == 3 + 2 + 5 and max(pages) < 4096 + 600
+    assert pq.read_table(out).equals(table)
+
+
+def test_no_rows_gives_an_empty_file_with_the_schema(tmp_path: Path) -> None:
+    out = tmp_path / "empty.parquet"
+    with PagedParquetWriter(out, _schema()) as writer:
+        writer.write(_table([]))
+    reference = tmp_path / "pyarrow.parquet"
+    pq.write_table(_table([]), reference)
+    table = pq.read_table(out)
+    assert table.num_rows == 0
+    assert table.schema.equals(pq.read_schema(reference), check_metadata=True)
+
+
+def test_row_groups_are_copied_from_any_writer(tmp_path: Path) -> None:
+    first, second = _table([2, 5], seed=1), _table([0, 3, 9], seed=2)
+    by_pyarrow = tmp_path / "a.parquet"
+    pq.write_table(first, by_pyarrow, use_dictionary=["path"], compression="zstd")
+    paged = tmp_path / "b.parquet"
+    with PagedParquetWriter(paged, _schema(), page_bytes=16) as writer:
+        writer.write(second.slice(0, 1))
+        writer.write(second.slice(1))
+    out = tmp_path / "cat.parquet"
+    with PagedParquetWriter(out, _schema()) as writer:
+        writer.copy_row_group(by_pyarrow, 0)  # with a dictionary page
+        writer.copy_row_group(paged, 1)
+        writer.write(first.slice(1))
+        writer.copy_row_group(paged, 0)
+    expected = pa.concat_tables([first, second.slice(1), first.slice(1), second.slice(0, 1)])
+    assert pq.read_table(out).equals(expected)
+
+
+def test_refuses_what_it_cannot_write(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="int64 leaf"):
+        PagedParquetWriter(tmp_path / "x.parquet", pa.schema([pa.field("n", pa.int64())]))
+    nested = pa.schema([pa.field("x", pa.list_(pa.list_(pa.float32())))])
+    with pytest.raises(ValueError, match="variable-length list inside another list"):
+        PagedParquetWriter(tmp_path / "y.parquet", nested)
+    with PagedParquetWriter(tmp_path / "z.parquet", _schema()) as writer:
+        with pytest.raises(ValueError, match="schema differs"):
+            writer.write(pa.table({"path": ["a"]}))
+        with_null = _table([1]).set_column(1, "duration_s", pa.array([None], pa.float64()))
+        with pytest.raises(ValueError, match="null"):
+            writer.write(with_null)
+        with pytest.raises(ValueError, match="another schema"):
+            other = tmp_path / "other.parquet"
+            pq.write_table(pa.table({"path": ["a"]}), other)
+            writer.copy_row_group(other, 0)
+
+
+def test_thrift_compact_encoding() -> None:
+    assert varint(0) == b"\x00" and varint(300) == b"\xac\x02"
+    # field 1 i32 0; field 2 i64 -1 (zigzag 1); a jump to field 20 (long form); then stop
+    assert encode_struct([(1, "i32", 0), (2, "i64", -1), (20, "bool", True)]) == bytes(
+        [0x15, 0x00, 0x16, 0x01, 0x01, 0x28, 0x00]
+    )
+    items = ("binary", ["a"] * 15)  # 15 items: the long list header
+    assert encode_struct([(1, "list", items)])[:3] == bytes([0x19, 0xF8, 0x0F])
