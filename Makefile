@@ -49,11 +49,22 @@ test-peers: $(STAMP)
 # Converter parity (tests/convert/, docs/converting.md): each converted family against its reference
 # implementation from PyPI, random weights, real clips. References are test-only installs (transformers
 # comes with the test extra; later families add theirs to CONVERTER_PACKAGES); a missing one fails here.
-CONVERTER_PACKAGES :=
+CONVERTER_PACKAGES := espnet==202511 dasheng==0.0.9 einops==0.8.2 s3prl==0.4.18
+# Imported by a reference only, never by echoic or other tests: kept out of the venv in their own
+# folder (tests/convert/beats_reference.py). torchaudio's compiled parts do not load beside CPU torch
+# 2.13; without lib/*.so its pure-Python Kaldi fbank works. typeguard would register a pytest plugin.
+CONVERTER_REFS := $(VENV)/converter-refs
+CONVERTER_ISOLATED := torchaudio==2.11.0 typeguard==4.6.1
+# The AST / SSAST code (s3prl's upstream/ast, upstream/ssast) asserts timm 0.4.5: in a folder of its
+# own (tests/convert/spectrogram_reference.py; a stand-in torchvision there too, tests/convert/stubs).
+CONVERTER_TIMM := timm==0.4.5
 
 test-converters: $(STAMP)
 	$(if $(strip $(CONVERTER_PACKAGES)),$(BIN)/pip install -q --no-deps $(CONVERTER_PACKAGES))
-	ECHOIC_REQUIRE_CONVERTERS=1 $(BIN)/python -m pytest -q tests/convert
+	$(BIN)/pip install -q --no-deps --upgrade --target $(CONVERTER_REFS) $(CONVERTER_ISOLATED)
+	$(BIN)/pip install -q --no-deps --upgrade --target $(CONVERTER_REFS)/timm-0.4.5 $(CONVERTER_TIMM)
+	rm -f $(CONVERTER_REFS)/torchaudio/lib/*.so
+	ECHOIC_REQUIRE_CONVERTERS=1 ECHOIC_CONVERTER_REFS=$(CONVERTER_REFS) $(BIN)/python -m pytest -q tests/convert
 
 demo: $(STAMP) apt
 	$(BIN)/python -m echoic.cli.demo

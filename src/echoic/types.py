@@ -101,6 +101,8 @@ class EncoderOutput:
         single source of timing (the Embedder's ``TokenGeometry`` gives the same centres).
     grid: ``(n_freq, n_time)`` of the full (unmasked) input.
     patch_hop_s: seconds between consecutive time steps of the grid.
+    dist_layers: the same as ``cls_layers`` for a second summary token, DeiT's distillation token
+        (AST, SSAST), or None. AST's pooled output is ``(cls_layers[-1] + dist_layers[-1]) / 2``.
     """
 
     layers: list[torch.Tensor]
@@ -112,6 +114,7 @@ class EncoderOutput:
     token_times_s: torch.Tensor
     grid: tuple[int, int]
     patch_hop_s: float
+    dist_layers: list[torch.Tensor] | None = None
 
     @property
     def last(self) -> torch.Tensor:

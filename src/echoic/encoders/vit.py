@@ -22,6 +22,11 @@ Three ways in:
       out = enc.forward_tokens(tokens, pad, features)
 
 These are the :class:`~echoic.encoders.base.Encoder` protocol; ``spec`` declares the rest.
+
+Published layouts (AST, SSAST, Dasheng; sizes in ``encoders/ast.py``, ``encoders/dasheng.py``) are
+options, all off by default (``ViTConfig``): strided patches (``patch_stride``,
+:mod:`echoic.layers.patch_layout`), frequency-major order, learned positions
+(:mod:`echoic.layers.grid_positions`), a distillation token, a per-bin input normalisation.
 """
 
 from __future__ import annotations
@@ -40,15 +45,17 @@ from echoic.encoders.base import (
 )
 from echoic.encoders.registry import ENCODERS, build_encoder
 from echoic.errors import ConfigError
+from echoic.features.base import check_choice
 from echoic.layers import (
     Block,
     PatchEmbed,
+    gather_tokens,
     padding_to_attn_mask,
-    patchify,
     sincos_grid,
-    token_grid,
-    token_padding_mask,
 )
+from echoic.layers.bin_norm import BinNorm
+from echoic.layers.grid_positions import FITS, GridPositions
+from echoic.layers.patch_layout import Flatten, PatchLayout, StridedPatchEmbed
 from echoic.layers.positional import check_position_dim
 from echoic.types import EncoderOutput, Features
 
@@ -67,6 +74,16 @@ class ViTConfig:
     in_channels: channels of the input features: 1 reads mono ``(B, F, T)`` values, ``C > 1``
         reads ``(B, C, F, T)`` (the frontend's ``out_channels``); patches hold ``C * patch_f *
         patch_t`` values, channel-major.
+    patch_stride: ``(stride_f, stride_t)``: patches every so many bins and frames, as a ``Conv2d``
+        without padding reads them (AST: ``(10, 10)`` with 16 × 16 patches); None (default):
+        non-overlapping patches, a partial last time patch kept.
+    flatten: token order, ``"time_major"`` (default) or ``"freq_major"`` (AST, SSAST, Dasheng).
+    positions: ``"sincos"`` (default, fixed), ``"learned"`` (one ``position_grid`` table: AST,
+        SSAST) or ``"learned_separable"`` (time + frequency tables: Dasheng).
+    position_grid: ``(n_freq, n_time)`` of a learned table. position_fit: how it is fitted to other
+        grids, ``"start"`` or ``"centre"`` (:mod:`echoic.layers.grid_positions`).
+    dist_token: a second learned summary token after the CLS token (DeiT / AST distillation).
+    input_norm: a fixed per-bin normalisation of the features before the patches (Dasheng).
     """
 
     dim: int
@@ -81,9 +98,20 @@ class ViTConfig:
     drop_path: float = 0.0
     layer_scale: float | None = None
     in_channels: int = 1
+    patch_stride: tuple[int, int] | None = None
+    flatten: str = "time_major"
+    positions: str = "sincos"
+    position_grid: tuple[int, int] | None = None
+    position_fit: str = "start"
+    dist_token: bool = False
+    input_norm: bool = False
 
     def __post_init__(self) -> None:
         self.patch = (int(self.patch[0]), int(self.patch[1]))
+        if self.patch_stride is not None:
+            self.patch_stride = (int(self.patch_stride[0]), int(self.patch_stride[1]))
+        if self.position_grid is not None:
+            self.position_grid = (int(self.position_grid[0]), int(self.position_grid[1]))
         if self.depth < 1:
             raise ConfigError(f"ViTConfig.depth must be >= 1; found {self.depth}.")
         if self.heads < 1 or self.dim % self.heads:
@@ -91,21 +119,44 @@ class ViTConfig:
                 f"ViTConfig.dim={self.dim} must split evenly into heads={self.heads}; choose "
                 f"heads dividing {self.dim}."
             )
-        check_position_dim(self.dim)
-        token_grid(self.n_bins, 0, self.patch)  # n_bins must be a multiple of patch[0]
+        self._check_layout_options()
+        self.layout()  # validates patch, stride and n_bins (a multiple of patch[0] unless strided)
         if int(self.in_channels) != self.in_channels or self.in_channels < 1:
             raise ConfigError(
                 f"ViTConfig.in_channels must be an integer >= 1 (1 = mono); found "
                 f"{self.in_channels!r}."
             )
 
+    def _check_layout_options(self) -> None:
+        check_choice(self, "flatten", ("time_major", "freq_major"))
+        check_choice(self, "positions", ("sincos", "learned", "learned_separable"))
+        check_choice(self, "position_fit", FITS)
+        if self.positions == "sincos":
+            check_position_dim(self.dim)
+        elif self.position_grid is None or min(self.position_grid) < 1:
+            raise ConfigError(
+                f"ViTConfig.positions={self.positions!r} needs position_grid=(n_freq, n_time), the "
+                f"size of the learned table; found {self.position_grid!r}."
+            )
+        if self.dist_token and not self.cls_token:
+            raise ConfigError(
+                "ViTConfig.dist_token=True needs cls_token=True (it follows the CLS)."
+            )
+
+    def layout(self) -> PatchLayout:
+        """Where the patches are and how tokens are ordered."""
+        flatten: Flatten = "freq_major" if self.flatten == "freq_major" else "time_major"
+        return PatchLayout(self.n_bins, self.patch, self.patch_stride, flatten)
+
     def build(self) -> ViTEncoder:
         return ViTEncoder(self)
 
     def spec(self) -> EncoderSpec:
-        """The Encoder protocol's declaration: 2-D patches, time-major, non-overlapping."""
+        """The Encoder protocol's declaration: 2-D patches (time-major and non-overlapping by
+        default)."""
         patch_f, patch_t = self.patch
         channels = getattr(self, "in_channels", 1)
+        layout = self.layout()
         return EncoderSpec(
             input="features",
             channels=channels,
@@ -113,27 +164,46 @@ class ViTConfig:
             width=self.dim,
             depth=self.depth,
             layout="patches",
-            flatten="time_major",
-            freq_tokens=self.n_bins // patch_f,
-            stride=patch_t,
+            flatten=layout.flatten,
+            freq_tokens=layout.freq_tokens,
+            stride=layout.time_stride,
             receptive=patch_t,
-            partial_last=True,
+            partial_last=self.patch_stride is None,
             accepts_keep_idx=True,
-            cls_tokens=1 if self.cls_token else 0,
+            cls_tokens=int(self.cls_token) + int(self.dist_token),
             token_input_size=channels * patch_f * patch_t,
         )
 
 
 class ViTEncoder(Encoder):
     """Spectrogram ViT: ``Features (B, F, T)`` (``(B, C, F, T)`` with ``in_channels = C > 1``) →
-    ``EncoderOutput`` with ``depth + 1`` layers."""
+    ``EncoderOutput`` with ``depth + 1`` layers.
+
+    ``forward(features, keep_idx=None, padding_mask=None)`` (the protocol's, inherited) =
+    :meth:`embed_tokens` then :meth:`forward_tokens`: ``keep_idx (B, K)`` int64 indices into the
+    full token grid run only those tokens (with their own positions), in that order;
+    ``padding_mask (B, N)`` marks extra tokens as padding. Layer tensors may be views of a buffer
+    holding the summary tokens too (non-contiguous); call ``.contiguous()`` if a kernel needs it.
+    """
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self._config = config
+        self.layout = config.layout()
         dim = config.dim
-        self.patch_embed = PatchEmbed(config.n_bins, config.patch, dim, config.in_channels)
+        self.input_norm = BinNorm(config.n_bins) if config.input_norm else None
+        self.patch_embed: PatchEmbed | StridedPatchEmbed
+        if config.patch_stride is None and config.flatten == "time_major":
+            self.patch_embed = PatchEmbed(config.n_bins, config.patch, dim, config.in_channels)
+        else:
+            self.patch_embed = StridedPatchEmbed(self.layout, dim, config.in_channels)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.cls_token else None
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.dist_token else None
+        self.positions: GridPositions | None = None
+        if config.positions != "sincos" and config.position_grid is not None:
+            separable = config.positions == "learned_separable"
+            grid = config.position_grid
+            self.positions = GridPositions(*grid, dim, separable, config.position_fit)
         steps = max(config.depth - 1, 1)
         rates = [config.drop_path * i / steps for i in range(config.depth)]
         self.blocks = nn.ModuleList(
@@ -164,6 +234,8 @@ class ViTEncoder(Encoder):
         nn.init.xavier_uniform_(self.patch_embed.proj.weight)
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.dist_token is not None:
+            nn.init.trunc_normal_(self.dist_token, std=0.02)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -193,7 +265,7 @@ class ViTEncoder(Encoder):
 
     def grid(self, n_frames: int) -> tuple[int, int]:
         """``(n_freq_patches, n_time_patches)`` for ``n_frames`` input frames."""
-        return token_grid(self._config.n_bins, n_frames, self._config.patch)
+        return self.layout.grid(n_frames)
 
     def num_tokens(self, n_frames: int) -> int:
         """Patch tokens (CLS excluded) produced for ``n_frames`` frames."""
@@ -201,28 +273,46 @@ class ViTEncoder(Encoder):
         return n_freq * n_time
 
     def token_padding(self, features: Features) -> torch.Tensor:
-        """``(B, N)`` bool over the full grid, True on tokens whose first frame is padding."""
-        return token_padding_mask(
-            features.lengths.to(features.values.device), self.n_bins, features.n_frames, self.patch
-        )
+        """``(B, N)`` bool over the full grid, True on tokens whose first frame is padding (with
+        strided patches: whose frames do not all lie inside the item)."""
+        lengths = features.lengths.to(features.values.device)
+        return self.layout.token_padding(lengths, features.n_frames)
+
+    def _input(self, values: torch.Tensor) -> torch.Tensor:
+        """Checked features, after the per-bin input normalisation where there is one."""
+        self.patch_embed.check_values(values)  # (B, F, T), or (B, C, F, T) for in_channels = C
+        return values if self.input_norm is None else self.input_norm(values)
 
     def token_targets(self, features: Features) -> torch.Tensor:
         """``(B, N, P)`` the feature values of each patch, in token order (MAE targets);
         ``P = in_channels * patch_f * patch_t``, channel-major."""
-        self.patch_embed.check_values(features.values)
-        return patchify(features.values, self.patch)
+        return self.layout.patchify(self._input(features.values))
 
     def position_embedding(
-        self, grid: tuple[int, int], device: torch.device | None = None
+        self,
+        grid: tuple[int, int],
+        device: torch.device | None = None,
+        valid_steps: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``(N, D)`` fixed positions of a full ``grid`` in token order."""
-        return sincos_grid(grid[0], grid[1], self.dim, device=device)
+        """``(N, D)`` positions of a full ``grid`` in token order: the fixed sin-cos ones, or the
+        learned table fitted to the grid — ``(B, N, D)`` when ``valid_steps (B,)`` (time steps
+        per item) make them differ between items (:mod:`echoic.layers.grid_positions`)."""
+        if self.positions is None:
+            table = sincos_grid(grid[0], grid[1], self.dim, device=device)
+            if self.layout.flatten == "time_major":
+                return table
+            return self.layout.order(table.unflatten(0, (grid[1], grid[0])).transpose(0, 1))
+        return self.layout.order(self.positions(grid[0], grid[1], valid_steps))
 
     def add_positions(
         self, tokens: torch.Tensor, grid: tuple[int, int], padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``(B, N, D)`` full-grid tokens plus the fixed 2-D sin-cos positions."""
-        return tokens + self.position_embedding(grid, tokens.device).to(tokens.dtype)
+        """``(B, N, D)`` full-grid tokens plus the positions (learned ones fitted to each item's
+        valid time steps, read from ``padding_mask``)."""
+        steps = None
+        if self.positions is not None and padding_mask is not None:
+            steps = self.layout.valid_steps(padding_mask, grid)
+        return tokens + self.position_embedding(grid, tokens.device, steps).to(tokens.dtype)
 
     # ----------------------------------------------------------------- pieces
     def embed_tokens(
@@ -239,24 +329,24 @@ class ViTEncoder(Encoder):
         ``grid``. ``padding_mask`` in: optional ``(B, N)`` extra tokens to treat as padding, OR-ed
         with the mask derived from ``features.lengths``.
         """
-        values = features.values
-        self.patch_embed.check_values(values)  # (B, F, T), or (B, C, F, T) for in_channels = C
+        values = self._input(features.values)
         n_frames = values.shape[-1]
         if n_frames < 1:
             raise ConfigError("features have 0 frames; expected at least 1 frame per batch.")
         grid = self.grid(n_frames)
         n_tokens = grid[0] * grid[1]
-        pad = token_padding_mask(
-            features.lengths.to(values.device), self.n_bins, n_frames, self.patch
-        )
+        pad = self.layout.token_padding(features.lengths.to(values.device), n_frames)
+        steps = self.layout.valid_steps(pad, grid) if self.positions is not None else None
         pad = merge_padding(pad, padding_mask)
         if keep_idx is not None:
             keep_idx = check_keep_idx(keep_idx, values.shape[0], n_tokens)
             pad = torch.gather(pad, 1, keep_idx)
         tokens = self.patch_embed(values, keep_idx)
         if add_positions:
-            pos = self.position_embedding(grid, values.device).to(tokens.dtype)
-            tokens = tokens + (pos[keep_idx] if keep_idx is not None else pos)
+            pos = self.position_embedding(grid, values.device, steps).to(tokens.dtype)
+            if keep_idx is not None:
+                pos = pos[keep_idx] if pos.ndim == 2 else gather_tokens(pos, keep_idx)
+            tokens = tokens + pos
         return TokenizedInput(tokens, pad, grid)
 
     def forward_tokens(
@@ -266,7 +356,7 @@ class ViTEncoder(Encoder):
         features: Features,
         token_index: torch.Tensor | None = None,
     ) -> EncoderOutput:
-        """Run CLS + blocks + final norm on prepared tokens and describe them.
+        """Run CLS (+ distillation token) + blocks + final norm on prepared tokens and describe them.
 
         tokens: ``(B, K, D)`` with positions already added. padding_mask: ``(B, K)`` bool or None.
         features: the input they came from (for grid and times). token_index: ``(B, K)`` grid
@@ -283,13 +373,14 @@ class ViTEncoder(Encoder):
             token_index = torch.arange(n_kept, device=tokens.device).expand(batch, n_kept)
         if padding_mask is None:
             padding_mask = torch.zeros(batch, n_kept, dtype=torch.bool, device=tokens.device)
-        n_cls = 0
+        prefix = [t for t in (self.cls_token, self.dist_token) if t is not None]
+        n_cls = len(prefix)
         x = tokens
         attn_pad = padding_mask
-        if self.cls_token is not None:
-            n_cls = 1
-            x = torch.cat([self.cls_token.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
-            attn_pad = torch.cat([padding_mask.new_zeros(batch, 1), padding_mask], dim=1)
+        if n_cls:
+            summary = [t.expand(batch, -1, -1).to(tokens.dtype) for t in prefix]
+            x = torch.cat([*summary, tokens], dim=1)
+            attn_pad = torch.cat([padding_mask.new_zeros(batch, n_cls), padding_mask], dim=1)
         # Without any padding, no mask lets SDPA take its fastest kernel (eager only: the check
         # reads a value, which would break a torch.compile graph).
         attn_mask = None
@@ -302,13 +393,14 @@ class ViTEncoder(Encoder):
             hidden.append(self.norm(x) if i == len(self.blocks) - 1 else x)
         layers = [h[:, n_cls:] for h in hidden]
         cls_layers = [h[:, 0] for h in hidden] if n_cls else None
+        dist_layers = [h[:, 1] for h in hidden] if self.dist_token is not None else None
 
         token_index = token_index.long()
-        time_index = torch.div(token_index, grid[0], rounding_mode="floor")
-        freq_index = token_index - time_index * grid[0]
-        patch_t = self.patch[1]
-        centre_frames = time_index.double() * patch_t + (patch_t - 1) / 2.0
-        token_times_s = (features.first_centre_s + features.hop_s * centre_frames).float()
+        time_index, freq_index = self.layout.coordinates(token_index, grid)
+        spec = self.spec
+        token_times_s = features.first_centre_s + features.hop_s * spec.centre_frame(
+            time_index.double()
+        )
         return EncoderOutput(
             layers=layers,
             cls_layers=cls_layers,
@@ -316,32 +408,11 @@ class ViTEncoder(Encoder):
             token_index=token_index,
             time_index=time_index,
             freq_index=freq_index,
-            token_times_s=token_times_s,
+            token_times_s=token_times_s.float(),
             grid=grid,
-            patch_hop_s=features.hop_s * patch_t,
+            patch_hop_s=features.hop_s * spec.stride,
+            dist_layers=dist_layers,
         )
-
-    # ----------------------------------------------------------------- main entry
-    def forward(
-        self,
-        features: Features,
-        keep_idx: torch.Tensor | None = None,
-        padding_mask: torch.Tensor | None = None,
-    ) -> EncoderOutput:
-        """Encode features.
-
-        features: values ``(B, F, T)`` with ``F == config.n_bins``, any ``T >= 1``
-            (``(B, C, F, T)`` with ``C == config.in_channels > 1``).
-        keep_idx: optional ``(B, K)`` int64 indices into the full token grid; only those tokens
-            (with their own positions) enter the transformer, in the given order.
-        padding_mask: optional ``(B, N)`` bool over the full grid, extra tokens to treat as
-            padding (OR-ed with the mask from ``features.lengths``).
-        Returns :class:`EncoderOutput` whose ``layers`` are ``depth + 1`` tensors ``(B, K, D)``
-        (``K = N`` without ``keep_idx``). Layer tensors may be views of a buffer holding the CLS
-        token too (non-contiguous); call ``.contiguous()`` if a kernel needs it.
-        """
-        tokens, pad, _ = self.embed_tokens(features, keep_idx=keep_idx, padding_mask=padding_mask)
-        return self.forward_tokens(tokens, pad, features, token_index=keep_idx)
 
 
 def _size(dim: int, depth: int, heads: int) -> ViTConfig:
