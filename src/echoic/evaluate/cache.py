@@ -27,11 +27,13 @@ import torch
 from tqdm import tqdm
 
 from echoic.data.audio import load_audio
-from echoic.embed.base import EmbeddingModel
+from echoic.embed.base import EmbeddingMethods, EmbeddingModel
 from echoic.errors import ConfigError
 from echoic.evaluate.task import HearTask
 
 FORMAT = 1
+NATIVE_KEYS = ("frames", "frame_offsets", "frame_times_ms")
+"""Optional arrays of an event split: the model's native frames (absent in older caches)."""
 
 
 @dataclass
@@ -41,12 +43,18 @@ class SplitEmbeddings:
     x: scene ``(N, D)``; event ``(sum_i T_i, D)`` (every file's frames, one file after another).
     offsets: event only, ``(N + 1,)`` int64: file i owns rows ``offsets[i]:offsets[i + 1]``.
     timestamps_ms: event only, ``(sum_i T_i,)`` float64 frame times in milliseconds.
+    frames / frame_offsets / frame_times_ms: event only, when the model gave them: its native
+        frames ``(sum_i K_i, D)`` (file i: ``frame_offsets[i]:frame_offsets[i + 1]``) and their
+        times; ``x`` may be their interpolation (:mod:`echoic.evaluate.factored`).
     """
 
     files: list[str]
     x: np.ndarray
     offsets: np.ndarray | None = None
     timestamps_ms: np.ndarray | None = None
+    frames: np.ndarray | None = None
+    frame_offsets: np.ndarray | None = None
+    frame_times_ms: np.ndarray | None = None
 
 
 @dataclass
@@ -98,7 +106,8 @@ def _load_split(path: Path, event: bool) -> SplitEmbeddings:
     with np.load(path, allow_pickle=False) as z:
         files = [str(f) for f in z["files"]]
         if event:
-            return SplitEmbeddings(files, z["x"], z["offsets"], z["timestamps_ms"])
+            native = [z[k] if k in z.files else None for k in NATIVE_KEYS]
+            return SplitEmbeddings(files, z["x"], z["offsets"], z["timestamps_ms"], *native)
         return SplitEmbeddings(files, z["x"])
 
 
@@ -123,7 +132,19 @@ def _embed_piece(
         else:
             scene = torch.stack([e.scene for e in model.embed(waves, sample_rate=rate)])
         return {"files": names, "x": scene.detach().float().cpu().numpy()}
-    if hasattr(model, "timestamp_embeddings"):
+    native: dict[str, np.ndarray] = {}
+    if isinstance(model, EmbeddingMethods):  # whole ClipEmbeddings: keep the native frames too
+        clips = model.embed(waves, sample_rate=rate)
+        pairs = [(e.timestamps, e.timestamps_ms) for e in clips]
+        native_frames = [e.frames.detach().float().cpu().numpy() for e in clips]
+        native = {
+            "frames": np.concatenate(native_frames).astype(np.float32),
+            "frame_counts": np.array([f.shape[0] for f in native_frames], dtype=np.int64),
+            "frame_times_ms": np.concatenate(
+                [e.frame_times_ms.detach().double().cpu().numpy() for e in clips]
+            ),
+        }
+    elif hasattr(model, "timestamp_embeddings"):
         pairs = model.timestamp_embeddings(waves, sample_rate=rate)
     else:
         pairs = [(e.timestamps, e.timestamps_ms) for e in model.embed(waves, sample_rate=rate)]
@@ -135,6 +156,7 @@ def _embed_piece(
         "x": np.concatenate(frames).astype(np.float32),
         "counts": counts,
         "timestamps_ms": np.concatenate(times),
+        **native,
     }
 
 
@@ -147,6 +169,13 @@ def _merge(pieces: list[dict[str, np.ndarray]], event: bool) -> dict[str, np.nda
         counts = np.concatenate([p["counts"] for p in pieces])
         merged["offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         merged["timestamps_ms"] = np.concatenate([p["timestamps_ms"] for p in pieces])
+        if all("frames" in p for p in pieces):
+            frame_counts = np.concatenate([p["frame_counts"] for p in pieces])
+            merged["frames"] = np.concatenate([p["frames"] for p in pieces])
+            merged["frame_offsets"] = np.concatenate([[0], np.cumsum(frame_counts)]).astype(
+                np.int64
+            )
+            merged["frame_times_ms"] = np.concatenate([p["frame_times_ms"] for p in pieces])
     return merged
 
 
@@ -243,6 +272,9 @@ def _merge_pieces(outs: list[dict[str, np.ndarray]], event: bool) -> dict[str, n
     if event:
         merged["counts"] = np.concatenate([o["counts"] for o in outs])
         merged["timestamps_ms"] = np.concatenate([o["timestamps_ms"] for o in outs])
+        if all("frames" in o for o in outs):
+            for key in ("frames", "frame_counts", "frame_times_ms"):
+                merged[key] = np.concatenate([o[key] for o in outs])
     return merged
 
 

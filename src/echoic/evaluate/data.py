@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from echoic.evaluate.cache import TaskEmbeddings
+from echoic.evaluate.cache import SplitEmbeddings, TaskEmbeddings
 from echoic.evaluate.events import (
     Events,
     FrameLayout,
@@ -26,6 +26,7 @@ from echoic.evaluate.events import (
     frame_targets,
     reference_events,
 )
+from echoic.evaluate.factored import InterpolatedRows, concat_rows, interpolated_rows
 from echoic.evaluate.metrics import (
     EVENT_METRICS,
     MINIMISED,
@@ -43,7 +44,9 @@ class SplitSet:
     """Rows of one or more splits: ``x`` ``(N, D)``, multi-hot ``targets`` ``(N, C)``.
 
     Event tasks also carry ``files``, frame ``offsets`` ``(F + 1,)``, ``timestamps_ms`` ``(N,)``
-    and the ``reference`` events (file indices into ``files``).
+    and the ``reference`` events (file indices into ``files``); ``factored`` is ``x`` as
+    interpolations of the model's native frames when the cache has them and the rows are exactly
+    that (:mod:`echoic.evaluate.factored`), else None.
     """
 
     x: np.ndarray
@@ -53,6 +56,7 @@ class SplitSet:
     timestamps_ms: np.ndarray | None = None
     reference: Events | None = None
     file_split: np.ndarray | None = None  # (F,) index into the gathered splits of each file
+    factored: InterpolatedRows | None = None  # event rows as blends of native frames, if they are
 
     @property
     def labels(self) -> np.ndarray:
@@ -91,7 +95,24 @@ def gather(task: HearTask, emb: TaskEmbeddings, splits: tuple[str, ...]) -> Spli
         out.offsets = np.array(offsets, np.int64)
         out.timestamps_ms = np.concatenate(times)
         out.reference = Events(*(np.concatenate([getattr(r, k) for r in refs]) for k in _FIELDS))
+        out.factored = _factored([emb.splits[split] for split in splits])
     return out
+
+
+def _factored(parts: list[SplitEmbeddings]) -> InterpolatedRows | None:
+    """The splits' rows as interpolations of their native frames, if every split has them."""
+    rows = []
+    for e in parts:
+        if e.frames is None or e.frame_offsets is None or e.frame_times_ms is None:
+            return None
+        assert e.offsets is not None and e.timestamps_ms is not None
+        r = interpolated_rows(
+            e.x, e.offsets, e.timestamps_ms, e.frames, e.frame_offsets, e.frame_times_ms
+        )
+        if r is None:
+            return None
+        rows.append(r)
+    return concat_rows(rows) if rows else None
 
 
 _FIELDS = ("file", "label", "start_ms", "end_ms")

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from echoic.errors import ConfigError
+from echoic.evaluate.factored import InterpolatedRows
 from echoic.evaluate.metrics import MINIMISED, best_possible, is_better, worst_value
 from echoic.evaluate.mlp import ProbeSpec, SingleMLP, StackedMLP, dropout_seed
 
@@ -165,7 +166,7 @@ def training_order(
 
 def fit_probes(
     specs: list[ProbeSpec],
-    x_train: np.ndarray,
+    x_train: np.ndarray | InterpolatedRows,
     y_train: np.ndarray,
     x_valid: np.ndarray,
     score_valid: Scorer,
@@ -188,7 +189,11 @@ def fit_probes(
     config = config or FitConfig()
     start = time.perf_counter()
     dev = torch.device(config.device)
-    x = torch.as_tensor(np.ascontiguousarray(x_train, np.float32)).to(dev)
+    x: torch.Tensor | InterpolatedRows
+    if isinstance(x_train, InterpolatedRows):  # event rows kept as blends of native frames
+        x = x_train.to(dev)
+    else:
+        x = torch.as_tensor(np.ascontiguousarray(x_train, np.float32)).to(dev)
     if multilabel:
         y = torch.as_tensor(np.asarray(y_train, np.float32)).to(dev)
     else:
@@ -235,7 +240,7 @@ def fit_probes(
 
 def _fit_together(
     runs: list[tuple[list[int], StackedMLP | SingleMLP]],
-    x: torch.Tensor,
+    x: torch.Tensor | InterpolatedRows,
     y: torch.Tensor,
     xv: torch.Tensor,
     score_valid: Scorer,

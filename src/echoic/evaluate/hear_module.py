@@ -4,7 +4,9 @@
 ``load_model(weights)`` (or ``load_model()`` without weights) and then
 ``get_scene_embeddings`` / ``get_timestamp_embeddings`` on batches of equal-length clips at the
 model's ``sample_rate``. The cache identity hashes the module name, its package version and the
-weights file, so new weights or a new release re-embed.
+weights file, so new weights or a new release re-embed. ``device="cuda"`` does what hear-eval-kit
+does on a GPU: ``model.to("cuda")`` and audio handed over as CUDA tensors (outputs come back to the
+CPU); the device is not part of the identity.
 """
 
 from __future__ import annotations
@@ -21,14 +23,20 @@ import torch
 
 from echoic.data.audio import resample
 from echoic.embed.base import ClipEmbedding
-from echoic.errors import EchoicError
+from echoic.embed.device import resolve_device
+from echoic.errors import ConfigError, EchoicError
 
 
 class HearModuleModel:
     """Adapter from the HEAR API (module functions + model object) to ``EmbeddingModel``."""
 
     def __init__(
-        self, module: str, weights: str | None = None, batch_size: int = 16, **options: Any
+        self,
+        module: str,
+        weights: str | None = None,
+        batch_size: int = 16,
+        device: str = "cpu",
+        **options: Any,
     ) -> None:
         try:
             self.module = importlib.import_module(module)
@@ -47,8 +55,15 @@ class HearModuleModel:
             if weights
             else self.module.load_model(**options)
         )
+        self.device = resolve_device(device)
         if isinstance(self.model, torch.nn.Module):
             self.model.eval()
+            self.model.to(self.device)  # as hear-eval-kit does
+        elif self.device.type != "cpu":
+            raise ConfigError(
+                f"{module}'s model is a {type(self.model).__name__}, not a torch module: echoic "
+                f"cannot move it to {str(self.device)!r}; embed it with device 'cpu'"
+            )
         self.sample_rate = int(self.model.sample_rate)
         self.embedding_size = int(getattr(self.model, "scene_embedding_size", 0))
         self.min_samples = 1
@@ -102,6 +117,7 @@ class HearModuleModel:
         """``(B, D)`` scene embeddings, in input order."""
         rows: dict[int, torch.Tensor] = {}
         for idx, audio in self._batches(waveforms, sample_rate):
+            audio = audio.to(self.device)
             emb = torch.as_tensor(self.module.get_scene_embeddings(audio, self.model))
             rows.update({i: e.float().cpu() for i, e in zip(idx, emb, strict=True)})
         return torch.stack([rows[i] for i in range(len(waveforms))])
@@ -113,7 +129,7 @@ class HearModuleModel:
         """Per clip: ``(T, D)`` embeddings and ``(T,)`` timestamps in ms, in input order."""
         rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for idx, audio in self._batches(waveforms, sample_rate):
-            emb, ts = self.module.get_timestamp_embeddings(audio, self.model)
+            emb, ts = self.module.get_timestamp_embeddings(audio.to(self.device), self.model)
             emb, ts = torch.as_tensor(emb), torch.as_tensor(ts)
             for k, i in enumerate(idx):
                 rows[i] = (emb[k].float().cpu(), ts[k].double().cpu())

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from echoic.evaluate.factored import InterpolatedRows
+
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 ADAM_BETAS = (0.9, 0.999)
@@ -127,22 +129,28 @@ class StackedMLP:
     def size(self) -> int:
         return int(self.lr.shape[0])
 
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | InterpolatedRows, train: bool) -> torch.Tensor:
         """Logits ``(G, N, C)`` of input ``(N, D)`` shared by all members.
 
         Hidden activations live as ``(N, G * H)``: the first layer is one GEMM for all members,
         and BatchNorm is PyTorch's own kernel over ``G * H`` channels (= per member and unit);
-        later layers are a ``baddbmm`` per member.
+        later layers are a ``baddbmm`` per member. Rows given as :class:`InterpolatedRows` go
+        through the first layer on their native frames (the same function, a quarter of the
+        arithmetic for 4× interpolated timestamps).
         """
         p = iter(self.params)
         buffers = iter(self.buffers)
         g, n = self.size, x.shape[0]
-        h = x
+        h = torch.empty(0)  # the previous layer's activations (N, G * H), set after layer 0
         for i in range(self.depth + 1):
             w, b = next(p), next(p)
             out = w.shape[2]
             if i == 0:  # (N, D) @ (D, G * out) + bias
-                flat = torch.addmm(b.reshape(g * out), x, w.permute(1, 0, 2).reshape(-1, g * out))
+                weight = w.permute(1, 0, 2).reshape(-1, g * out)
+                if isinstance(x, InterpolatedRows):
+                    flat = x.linear(weight, b.reshape(g * out))
+                else:
+                    flat = torch.addmm(b.reshape(g * out), x, weight)
                 if i == self.depth:
                     return flat.view(n, g, out).transpose(0, 1)
             else:
@@ -295,9 +303,9 @@ class SingleMLP:
     def size(self) -> int:
         return int(self.lr.shape[0])
 
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | InterpolatedRows, train: bool) -> torch.Tensor:
         self.net.train(train)
-        return self.net(x)[None]
+        return self.net(x.dense() if isinstance(x, InterpolatedRows) else x)[None]
 
     def adam_step(self) -> None:
         self.optimiser.step()

@@ -18,6 +18,9 @@ validation split (:mod:`echoic.evaluate.linear`). Deterministic, so one run per 
 knn: cosine similarity to the training rows, k = 10 nearest, votes weighted by
 ``exp(similarity / 0.07)``; class probabilities are the normalised weighted votes. Deterministic,
 so there is one run per fold whatever ``seeds`` says.
+
+retrieval: no probe; each test clip queries the fold's other clips by cosine similarity, scored
+with mAP@10, P@1 and recall@10 (:mod:`echoic.evaluate.retrieval`). One run per fold.
 """
 
 from __future__ import annotations
@@ -37,13 +40,19 @@ from echoic.evaluate.fit import FitConfig, fit_probes
 from echoic.evaluate.linear import DEFAULT_L2_PATH, fit_linear
 from echoic.evaluate.metrics import MINIMISED, report_metrics
 from echoic.evaluate.mlp import ProbeSpec
+from echoic.evaluate.retrieval import METRICS as RETRIEVAL_METRICS
+from echoic.evaluate.retrieval import run_retrieval
 from echoic.evaluate.task import FoldPlan, HearTask
 from echoic.evaluate.units import Unit, UnitStore, run_units
 
 HEAR_LRS = (3.2e-3, 1e-3, 3.2e-4, 1e-4)
 HEAR_INITS = ("xavier_uniform", "xavier_normal")
 HEAR_DEPTHS = (1, 2)
-PROTOCOLS = ("hear", "linear", "knn")
+PROTOCOLS = ("hear", "hear-fast", "linear", "knn", "retrieval")
+HEAR_FAST_PATIENCE = 20  # validation checks without improvement (as hear: shorter stops early
+# on the initial plateau of slow starters, measured)
+HEAR_FAST_RUNGS = (8, 16, 32)  # validation checks after which half the grid points stop
+HEAR_FAST_WIDTH = 256  # hidden units (hear: 1024)
 TASK_SPECIFIC_PARAM_GRID = {"dcase2016_task2": {"check_val_every_n_epoch": [10]}}
 """hear-eval-kit's per-task overrides (validation every 10 epochs on DCASE 2016 task 2)."""
 
@@ -56,7 +65,7 @@ class ProbeConfig:
     seeds: int = 1
     grid_points: int = 8
     grid_seed: int = 42
-    hidden_dim: int = 1024
+    hidden_dim: int | None = None  # None: the protocol's (hear 1024, hear-fast 256)
     max_epochs: int | None = None
     check_every: int | None = None
     patience: int | None = None
@@ -64,18 +73,30 @@ class ProbeConfig:
     order: str | None = None  # "fixed" | "epoch"
     backend: str = "stacked"  # "stacked" | "sequential"
     linear_l2_path: tuple[float, ...] = DEFAULT_L2_PATH
+    fast_rungs: tuple[int, ...] = HEAR_FAST_RUNGS  # hear-fast: checks at which half the grid stops
+    factor_events: bool = True  # event rows interpolated from native frames: first layer on those
     knn_k: int = 10
     knn_temperature: float = 0.07
 
+    def __post_init__(self) -> None:
+        if self.hidden_dim is None:  # resolved here, so saved configs (and their keys) name it
+            self.hidden_dim = HEAR_FAST_WIDTH if self.protocol == "hear-fast" else 1024
+
+    @property
+    def probe_width(self) -> int:
+        """Hidden units of the MLP probes (``hidden_dim``, resolved from the protocol)."""
+        assert self.hidden_dim is not None
+        return int(self.hidden_dim)
+
     def fit_config(self, task: HearTask, seed: int) -> FitConfig:
-        if self.protocol == "hear":
+        if self.protocol in ("hear", "hear-fast"):
             grid = dict(TASK_SPECIFIC_PARAM_GRID.get(task.name, {}))
             grid.update(task.evaluation_params.get("task_specific_param_grid", {}))
             base = FitConfig(
                 batch_size=1024,
                 max_epochs=500,
                 check_every=int(_first(grid.get("check_val_every_n_epoch"), 3)),
-                patience=20,
+                patience=20 if self.protocol == "hear" else HEAR_FAST_PATIENCE,
                 order="fixed",
             )
         else:
@@ -117,6 +138,7 @@ class ProbeOutcome:
     grid: list[dict[str, Any]] = field(default_factory=list)
     confusion: np.ndarray | None = None
     seconds: float = 0.0
+    metrics: list[str] = field(default_factory=list)  # set when the protocol has its own metrics
 
 
 def run_probe(
@@ -148,6 +170,11 @@ def run_probe(
     metrics = report_metrics(task.metrics, task.prediction_type, task.is_event)
     outcome = ProbeOutcome()
     plans = task.fold_plans()
+    if config.protocol == "retrieval":  # no training: see echoic.evaluate.retrieval
+        outcome.runs, outcome.hparams = run_retrieval(task, emb, plans)
+        outcome.metrics = list(RETRIEVAL_METRICS)
+        outcome.seconds = time.perf_counter() - start
+        return outcome
     if config.protocol == "knn":
         _knn_probe(task, emb, config, metrics, plans, outcome)
         outcome.seconds = time.perf_counter() - start
@@ -164,6 +191,19 @@ def run_probe(
         units = [Unit(f, (0,)) for f in range(len(plans))]
         done = run(units, work)
         chosen, best = work.points[0], 0
+    elif config.protocol == "hear-fast":
+        # stage 0: the grid on fold 0 with seed 0 only, successive halving; stage 1: the chosen
+        # point on every fold with every seed (fold 0's seed 0 is the stage-0 survivor's run)
+        work.points = hear_grid(config)
+        grid_unit = Unit(0, tuple(range(len(work.points))), seeds=(0,))
+        done = run([grid_unit], work)
+        valid = np.array(done[grid_unit]["valid"])
+        best = _select(valid, done[grid_unit]["epochs"], work.points, 1, metrics[0], outcome)
+        chosen = work.points[best]
+        rest = [Unit(f, (best,), stage=1) for f in range(1, len(plans))]
+        if len(seeds) > 1:
+            rest.insert(0, Unit(0, (best,), stage=1, seeds=tuple(seeds[1:])))
+        done.update(run(rest, work))
     else:
         work.points = hear_grid(config)
         n = len(work.points)
@@ -213,6 +253,7 @@ class _UnitWork:
             )
             if self.config.protocol == "linear":
                 train.x, valid.x, test.x = _standardise(train.x, valid.x, test.x)
+                train.factored = None  # the exact solve uses the (standardised) rows
             scorers = (
                 Scorer(self.task, valid, self.metrics),
                 Scorer(self.task, test, self.metrics),
@@ -225,18 +266,20 @@ class _UnitWork:
             return self._linear(unit)
         task, config = self.task, self.config
         train, valid, test, valid_scorer, test_scorer = self._data(unit.fold)
-        pairs = [(p, s) for p in unit.points for s in self.seeds]
+        seeds = self.seeds if unit.seeds is None else list(unit.seeds)
+        pairs = [(p, s) for p in unit.points for s in seeds]
         specs = [_spec(self.points[p], s, config) for p, s in pairs]
+        factored = train.factored if config.factor_events else None
         result = fit_probes(
             specs,
-            train.x,
+            train.x if factored is None else factored,
             train.targets if task.prediction_type == "multilabel" else train.labels,
             valid.x,
             valid_scorer.validation,
             self.metrics[0],
             task.n_labels,
             task.prediction_type == "multilabel",
-            replace(config.fit_config(task, seed=unit.fold), device=self.device),
+            self._fit_config(unit),
             config.backend,
             groups=train.offsets,
             group_split=train.file_split,
@@ -264,6 +307,12 @@ class _UnitWork:
             "epochs": result.best_epoch.tolist(),
             "confusion": confusion,
         }
+
+    def _fit_config(self, unit: Unit) -> FitConfig:
+        fit = replace(self.config.fit_config(self.task, seed=unit.fold), device=self.device)
+        if self.config.protocol == "hear-fast" and unit.stage == 0:
+            fit.halving_epochs = tuple(c * fit.check_every for c in self.config.fast_rungs)
+        return fit
 
     def _linear(self, unit: Unit) -> dict[str, Any]:
         """One fold of the linear probe (deterministic: one run, recorded as seed 0)."""
@@ -323,7 +372,7 @@ def _spec(point: dict[str, Any], seed: int, config: ProbeConfig) -> ProbeSpec:
     linear = point["hidden_layers"] == 0
     return ProbeSpec(
         hidden_layers=int(point["hidden_layers"]),
-        hidden_dim=config.hidden_dim,
+        hidden_dim=config.probe_width,
         dropout=0.0 if linear else 0.1,
         lr=float(point["lr"]),
         init=str(point["initialization"]),
@@ -340,8 +389,8 @@ def _fixed_hparams(config: ProbeConfig, task: HearTask) -> dict[str, Any]:
         }
     fit = config.fit_config(task, 0)
     out = {k: v for k, v in asdict(fit).items() if k not in ("seed", "predict_rows", "device")}
-    if config.protocol == "hear":
-        out.update({"hidden_dim": config.hidden_dim, "dropout": 0.1, "hidden_norm": "BatchNorm1d"})
+    if config.protocol in ("hear", "hear-fast"):
+        out.update({"hidden_dim": config.probe_width, "dropout": 0.1, "hidden_norm": "BatchNorm1d"})
         out["optimiser"] = "Adam"
     return out
 

@@ -147,7 +147,9 @@ def _one(
     # The linear and kNN probes run many tiny ops: a second thread only adds synchronisation, and
     # on a busy machine each op then waits for a descheduled thread (measured: the esc50_scenes
     # linear probe took 10 min with 2 threads beside another job, 20 s with 1).
-    probe_threads = config.threads or (1 if config.probe.protocol in ("linear", "knn") else None)
+    probe_threads = config.threads or (
+        1 if config.probe.protocol in ("linear", "knn", "retrieval") else None
+    )
     if probe_threads:
         torch.set_num_threads(probe_threads)
     # finished probe units of an interrupted run are kept beside the result, keyed by all that
@@ -173,7 +175,7 @@ def _one(
     finally:
         torch.set_num_threads(threads)
     probe_s = time.perf_counter() - start
-    metrics = report_metrics(task.metrics, task.prediction_type, task.is_event)
+    metrics = outcome.metrics or report_metrics(task.metrics, task.prediction_type, task.is_event)
     scores = summarise(outcome.runs, metrics)
     dim = next(iter(emb.splits.values())).x.shape[1]
     record: dict[str, Any] = {
