@@ -2,11 +2,20 @@
 
 ``--model`` takes anything ``echoic.zoo.resolve_model`` does: an echoic model name or directory, a
 baseline or peer name (``echoic models`` lists them), or a fitted ``bow`` directory.
+``--device cuda`` runs the model on a GPU; ``--engine ray`` spreads the files over Ray workers
+(:mod:`echoic.embed.ray_extract`, ``pip install 'echoic[ray]'``) with the same output and resume.
+SIGTERM stops like Ctrl-C: the rows already embedded are written, and a re-run goes on from there.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from echoic.embed.base import EmbeddingModel
 
 from echoic.checkpoint import DEFAULT_MODEL
 
@@ -49,10 +58,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="encoder arithmetic for echoic models (default fp32; auto measures bf16 on this "
         "CPU; see docs/evaluation.md#precision)",
     )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="where the model runs: cpu (default), cuda, cuda:N or auto; outputs are identical "
+        "up to float rounding (with --engine ray: set by --gpus-per-worker)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data workers (pip install 'echoic[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="ray: the cluster to join ('auto': the one this machine belongs to; default: start "
+        "a local Ray)",
+    )
+    p.add_argument(
+        "--num-workers", type=int, default=2, help="ray: workers, each holding the model"
+    )
+    p.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="ray: GPUs per worker (e.g. 1 or 0.5); > 0 embeds on CUDA",
+    )
     p.add_argument("--max-duration-s", type=float, default=None, help="skip longer files")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def build_model(name: str, options: dict[str, object], device: str) -> EmbeddingModel:
+    """The model ``name`` on ``device`` (a Ray worker's factory: importable, so picklable)."""
+    from echoic.zoo.registry import resolve_model
+
+    return resolve_model(name, **options, device=device)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: finished rows are written first
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from echoic.embed.extract import extract
     from echoic.zoo.registry import resolve_model
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if args.threads:
         torch.set_num_threads(args.threads)
     opts: dict[str, object] = {}
@@ -74,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         opts["shifts"] = args.shifts
     if args.precision is not None:
         opts["precision"] = args.precision
+    if args.engine == "ray":
+        return _run_ray(args, opts)
+    if args.device is not None:
+        opts["device"] = args.device
     embedder = resolve_model(args.model, **opts)
     precision = getattr(embedder, "precision", "fp32")
     print(
@@ -86,6 +138,34 @@ def run(args: argparse.Namespace) -> int:
         embedder,
         timestamps=args.timestamps,
         max_duration_s=args.max_duration_s,
+        progress=not args.quiet,
+    )
+    print(report.summary())
+    return 0
+
+
+def _run_ray(args: argparse.Namespace, opts: dict[str, object]) -> int:
+    from functools import partial
+
+    from echoic.embed.ray_extract import RayConfig, extract_ray
+
+    config = RayConfig(
+        address=args.address, num_workers=args.num_workers, gpus_per_worker=args.gpus_per_worker
+    )
+    if args.threads:
+        config.cpus_per_worker = float(args.threads)
+    print(
+        f"model: {args.model} on {config.num_workers} Ray worker(s) "
+        f"({config.worker_device(args.device)}, {config.gpus_per_worker:g} GPU each)"
+    )
+    report = extract_ray(
+        args.paths,
+        args.out,
+        partial(build_model, args.model, opts),
+        timestamps=args.timestamps,
+        max_duration_s=args.max_duration_s,
+        config=config,
+        device=args.device,
         progress=not args.quiet,
     )
     print(report.summary())

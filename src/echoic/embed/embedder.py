@@ -9,7 +9,8 @@ How a clip is embedded:
    frequency (mean, or concatenated) into one frame embedding per time patch.
 3. Frames are stitched: each time patch is taken from the chunk where it sits farthest from an edge
    (the midpoint of each overlap is the boundary). Padding never enters a pooled value.
-4. Scene embedding = mean of the stitched frames. Timestamp embeddings = the stitched frames,
+4. Scene embedding = mean of the stitched frames (``scene_pool="mean+max"``: their mean plus their
+   maximum, BYOL-A's pooling). Timestamp embeddings = the stitched frames,
    linearly interpolated onto a regular grid whose hop is the patch hop divided by the smallest
    integer that brings it to ≤ ``max_timestamp_hop_ms``; timestamps are frame centres in ms, and
    those beyond the clip's duration are dropped.
@@ -44,10 +45,12 @@ from echoic.config import from_dict, to_dict
 from echoic.data.audio import prepare_audio
 from echoic.data.batch import pad_batch
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
+from echoic.embed.device import exact_fp32, module_device, resolve_device
 from echoic.embed.precision import cast_model, choose_precision, input_dtype
 from echoic.embed.stitch import FrameStitcher
 from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
+from echoic.types import AudioBatch
 
 LayerChoice = int | str | tuple[float, ...]
 
@@ -63,6 +66,12 @@ _LATER_MODEL_FIELDS = (
     ("encoder_config", "position_fit", "start"),
     ("encoder_config", "dist_token", False),
     ("encoder_config", "input_norm", False),
+    ("encoder_config", "post_norm", False),
+    # frontend options of the s3prl conversions (per-utterance CMVN, BYOL-A / TERA log-mel)
+    ("frontend_config", "cmvn", False),
+    ("frontend_config", "cmvn_eps", 1e-10),
+    ("frontend_config", "log_offset", 0.0),
+    ("frontend_config", "target_level_db", None),
 )
 """(part of the model config, key, default) of fields added after identities existed."""
 
@@ -77,8 +86,10 @@ class EmbedConfig:
     max_timestamp_hop_ms: float = 50.0
     batch_size: int = 8
     freq_pool: str = "mean"  # "mean" | "concat"
+    scene_pool: str = "mean"  # "mean" | "mean+max" (BYOL-A: temporal mean + max of the frames)
     shifts: int = 1  # timestamp passes per time patch (see module docstring, step 5)
     precision: str = "fp32"  # "fp32" | "bf16" | "int8" | "auto" (echoic.embed.precision)
+    device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" | "auto" (echoic.embed.device); not in identity
 
 
 class Embedder(EmbeddingMethods):
@@ -101,10 +112,12 @@ class Embedder(EmbeddingMethods):
         if isinstance(config.layer, list):
             config.layer = tuple(config.layer)
         self.config = config
-        # reduced precision runs a converted copy; identities hash the original weights
-        self.precision = choose_precision(self.model, config.precision)
+        # reduced precision or another device runs a converted copy; identities hash the original
+        # weights. The run follows wherever self.model is (HEAR's model.to("cuda") moves it).
+        self.device = resolve_device(config.device)
+        self.precision = choose_precision(self.model, config.precision, self.device)
         self._reference = self.model
-        self.model = cast_model(self.model, self.precision)
+        self.model = cast_model(self.model, self.precision, self.device)
         self._input_dtype = input_dtype(self.precision)
         # all timing comes from the encoder protocol (encoders/base.py), never its config
         self._spec = self.model.encoder.spec
@@ -121,6 +134,10 @@ class Embedder(EmbeddingMethods):
         self._step_tokens = self._chunk_tokens - overlap
         if config.freq_pool not in ("mean", "concat"):
             raise ConfigError(f"freq_pool must be 'mean' or 'concat'; found {config.freq_pool!r}")
+        if config.scene_pool not in ("mean", "mean+max"):
+            raise ConfigError(
+                f"scene_pool must be 'mean' or 'mean+max'; found {config.scene_pool!r}"
+            )
         if not (isinstance(config.shifts, int) and config.shifts >= 1):
             raise ConfigError(f"shifts must be an integer ≥ 1; found {config.shifts!r}")
         if self._token_hop % config.shifts:
@@ -178,9 +195,11 @@ class Embedder(EmbeddingMethods):
             if model[part].get(key, default) == default:
                 model[part].pop(key, None)
         embed = to_dict(self.config)
-        if embed["shifts"] == 1:  # added later: at its default, identities stay as they were
-            del embed["shifts"]
+        for key, default in (("shifts", 1), ("scene_pool", "mean")):  # added later: at their
+            if embed[key] == default:  # defaults, identities stay as they were
+                del embed[key]
         del embed["precision"]  # the resolved one ("auto" is not a precision), fp32 left out
+        del embed["device"]  # where it runs never changes what it computes
         if self.precision != "fp32":
             embed["precision"] = self.precision
         meta = with_numerics_version({"model": model, "embed": embed})
@@ -188,6 +207,13 @@ class Embedder(EmbeddingMethods):
         return f"{self.model.config.name or self.model.config.encoder}-{digest.hexdigest()[:16]}"
 
     # ---------------------------------------------------------------- public API
+    def to_device(self, device: str | torch.device) -> Embedder:
+        """Run on ``device`` from now on (a copy of the model goes there; outputs stay CPU
+        float32, the identity does not change); returns ``self``."""
+        self.device = resolve_device(device)
+        self.model = cast_model(self._reference, self.precision, self.device)
+        return self
+
     def embed(
         self,
         waveforms: Sequence[torch.Tensor | np.ndarray],
@@ -225,7 +251,8 @@ class Embedder(EmbeddingMethods):
         for start in range(0, len(jobs), bs):
             group = jobs[start : start + bs]
             pieces = [self._chunk(inputs[i], plans[i][k]) for i, k in group]
-            frames, valid = self._encode(pieces)
+            with exact_fp32():  # float32 means float32 on a GPU too (no TF32)
+                frames, valid = self._encode(pieces)
             for row, (i, k) in enumerate(group):
                 stitchers[i].add(k, frames[row, : int(valid[row])])
         passes = [stitcher.frames() for stitcher in stitchers]
@@ -290,8 +317,14 @@ class Embedder(EmbeddingMethods):
         return clip[..., start : start + self._chunk_len(clip, span)]
 
     def _encode(self, pieces: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame embeddings ``(b, T, D)`` and valid frame counts ``(b,)`` of a group of chunks."""
+        """Frame embeddings ``(b, T, D)`` and valid frame counts ``(b,)`` of a group of chunks
+        (float32 on the CPU, wherever the model runs)."""
         batch = pad_batch(pieces, self.sample_rate)
+        device = module_device(self.model)
+        if device.type != "cpu":
+            batch = AudioBatch(
+                batch.waveform.to(device), batch.lengths.to(device), batch.sample_rate
+            )
         features = self.model.frontend(batch)
         if self._input_dtype is not None:  # reduced precision: the encoder's input too
             features.values = features.values.to(self._input_dtype)
@@ -303,7 +336,7 @@ class Embedder(EmbeddingMethods):
         elif isinstance(layer, str):
             tokens = torch.stack(layers).mean(0)
         else:
-            weights = torch.tensor(layer, dtype=layers[0].dtype)
+            weights = torch.tensor(layer, dtype=layers[0].dtype, device=layers[0].device)
             tokens = torch.einsum("l,lbnd->bnd", weights, torch.stack(layers))
         b, _, d = tokens.shape
         n_freq, n_time = out.grid
@@ -314,7 +347,7 @@ class Embedder(EmbeddingMethods):
         frames = grid.mean(2) if self.config.freq_pool == "mean" else grid.reshape(b, n_time, -1)
         time_padding = torch.ones(b, n_time, dtype=torch.bool, device=tokens.device)
         time_padding[rows, out.time_index] = out.padding_mask
-        return frames, (~time_padding).sum(1)
+        return frames.cpu(), (~time_padding).sum(1).cpu()
 
     def _clip_embedding(self, passes: list[torch.Tensor], n_samples: int) -> ClipEmbedding:
         """Scene + native frames from the first pass; timestamps from all passes interleaved."""
@@ -340,8 +373,11 @@ class Embedder(EmbeddingMethods):
             frame_hop_ms=self.frame_hop_ms / k,
             max_hop_ms=self.config.max_timestamp_hop_ms,
         )
+        scene = frames.mean(0)
+        if self.config.scene_pool == "mean+max":
+            scene = scene + frames.amax(0)
         return ClipEmbedding(
-            scene=frames.mean(0),
+            scene=scene,
             frames=frames,
             frame_times_ms=frame_ms,
             timestamps=ts,

@@ -12,7 +12,8 @@
   count); bf16 is chosen only when it is at least ``AUTO_MIN_SPEEDUP`` times faster. The decision is
   cached per (CPU model, flags, torch version, thread count, model config) in
   ``$ECHOIC_CACHE/precision.json`` (default ``~/.cache/echoic``). Without native bf16, ``auto`` is
-  fp32 without measuring.
+  fp32 without measuring. On a CUDA device (the Embedder's ``device``) ``auto`` is bf16 when the
+  GPU has native bf16 (compute capability ≥ 8.0), else fp32; ``int8`` is CPU-only there.
 
 The precision enters the embedding identity (caches never mix precisions); fp32 leaves identities
 as they were.
@@ -93,16 +94,26 @@ def input_dtype(precision: str) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else None
 
 
-def cast_model(model: EchoicModel, precision: str) -> EchoicModel:
-    """``model`` itself for fp32, else a copy whose encoder runs at ``precision``."""
+def cast_model(
+    model: EchoicModel, precision: str, device: torch.device | str = "cpu"
+) -> EchoicModel:
+    """``model`` itself for fp32 on the CPU, else a copy on ``device`` whose encoder runs at
+    ``precision`` (the caller's model is never moved or converted)."""
     check_precision(precision)
-    if precision == "fp32":
-        return model
+    device = torch.device(device)
     if precision == "auto":
         raise ConfigError("resolve precision='auto' with choose_precision() before cast_model().")
+    if precision == "int8" and device.type != "cpu":
+        raise ConfigError(
+            f"precision 'int8' runs on the CPU only (PyTorch's dynamic quantisation); found "
+            f"device {str(device)!r}. On a GPU use precision 'bf16' (or 'fp32')."
+        )
+    if precision == "fp32":
+        return model if device.type == "cpu" else copy.deepcopy(model).eval().to(device)
     out = copy.deepcopy(model).eval()
     if precision == "bf16":
         out.encoder.to(torch.bfloat16)
+        out.to(device)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated (still works)
@@ -154,10 +165,15 @@ def measure_bf16_speedup(model: EchoicModel, seconds: float = 2.56, batch: int =
     return fp32 / bf16
 
 
-def choose_precision(model: EchoicModel, precision: str) -> str:
-    """Resolve ``auto`` (see the module docstring); other precisions are returned checked."""
+def choose_precision(model: EchoicModel, precision: str, device: torch.device | str = "cpu") -> str:
+    """Resolve ``auto`` (see the module docstring); other precisions are returned checked.
+
+    On a CUDA device ``auto`` is bf16 where the GPU supports it (``torch.cuda.is_bf16_supported``:
+    compute capability ≥ 8.0), else fp32; the CPU rule is measured."""
     if check_precision(precision) != "auto":
         return precision
+    if torch.device(device).type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if not has_native_bf16():
         return "fp32"
     path, key = _cache_file(), _decision_key(model)

@@ -6,12 +6,18 @@ A zoo model implements :meth:`ZooModel.native` — clips at the model's rate, ea
 :class:`~echoic.embed.base.ClipEmbedding` s exactly as the echoic Embedder does (timestamps from
 :func:`echoic.embed.timestamps.regular_timestamps`, scene = mean of the frames unless the model
 says otherwise).
+
+Devices: :meth:`ZooModel.to_device` moves the networks a model lists in :meth:`ZooModel.networks`
+to a GPU (``"cuda"``, ``"cuda:N"``, ``"auto"``); their outputs come back as CPU float32 and the
+identity does not change. Models without a network to move (statistics baselines, ONNX peers) say
+why in ``cpu_only`` and stay on the CPU with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,7 @@ import torch
 
 from echoic.data.audio import prepare_mono
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
+from echoic.embed.device import exact_fp32, resolve_device
 from echoic.embed.timestamps import regular_timestamps
 
 
@@ -67,6 +74,8 @@ class ZooModel(EmbeddingMethods):
     min_samples: int = 1
     frame_hop_ms: float = 0.0
     max_timestamp_hop_ms: float = 50.0
+    device: torch.device = torch.device("cpu")  # where networks() run (to_device)
+    cpu_only: str = "it has no network to move"  # why to_device keeps it on the CPU
 
     _identity: str | None = None
 
@@ -79,7 +88,29 @@ class ZooModel(EmbeddingMethods):
         """Everything the embeddings depend on (config, package version, weights digest)."""
         raise NotImplementedError
 
+    def networks(self) -> list[torch.nn.Module]:
+        """The torch modules :meth:`to_device` moves (``native`` feeds them inputs on
+        ``self.device`` and brings outputs back to the CPU); [] = CPU only (see ``cpu_only``)."""
+        return []
+
     # ------------------------------------------------------------------ shared
+    def to_device(self, device: str | torch.device) -> ZooModel:
+        """Run the networks on ``device`` from now on (``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"auto"``); returns ``self``. The identity does not change."""
+        target = resolve_device(device)
+        networks = self.networks()
+        if target.type != "cpu" and not networks:
+            warnings.warn(
+                f"{self.name or type(self).__name__} runs on the CPU only ({self.cpu_only}); "
+                f"device {str(target)!r} ignored",
+                stacklevel=2,
+            )
+            return self
+        for network in networks:
+            network.to(target)
+        self.device = target
+        return self
+
     @property
     def identity(self) -> str:
         """Stable key that changes whenever the embeddings would (used as a cache key)."""
@@ -103,7 +134,8 @@ class ZooModel(EmbeddingMethods):
         if len(waveforms) == 0:
             return []
         prepared = [self.prepare(w, sample_rate) for w in waveforms]
-        outputs = self.native([clip for clip, _ in prepared])
+        with exact_fp32():
+            outputs = self.native([clip for clip, _ in prepared])
         result = []
         for (_, length), out in zip(prepared, outputs, strict=True):
             frames = out.frames.float()

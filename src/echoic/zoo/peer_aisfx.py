@@ -106,7 +106,9 @@ class AisfxModel(ZooModel):
     embedding_size = 512
     min_samples = SPEC_WINDOW
 
-    def __init__(self, config: AisfxConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self, config: AisfxConfig | None = None, device: str | torch.device = "cpu", **options: Any
+    ) -> None:
         self.config = config or from_dict(AisfxConfig, options, where="aisfx")
         from aisfx.inference import get_path_modelWeights
         from aisfx.models.cnn2d import EmbeddingNet
@@ -121,6 +123,10 @@ class AisfxModel(ZooModel):
         self.weights_path = get_path_modelWeights()
         self.hop = int(np.round(BLOCK * self.config.block_hop))
         self.frame_hop_ms = 1000.0 * self.hop * SPEC_HOP / SAMPLE_RATE
+        self.to_device(device)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.net]
 
     def blocks(self, clip: np.ndarray) -> np.ndarray:
         """``(N, 100, 96)`` normalised spectrogram blocks of one clip."""
@@ -133,7 +139,12 @@ class AisfxModel(ZooModel):
         blocks = [self.blocks(c) for c in clips]
         data = torch.Tensor(np.concatenate(blocks))
         size = self.config.batch_size
-        out = torch.cat([self.net(data[s : s + size]) for s in range(0, data.shape[0], size)])
+        out = torch.cat(
+            [
+                self.net(data[s : s + size].to(self.device)).cpu()
+                for s in range(0, data.shape[0], size)
+            ]
+        )
         result = []
         for frames in out.split([b.shape[0] for b in blocks]):
             k = torch.arange(frames.shape[0], dtype=torch.float64)

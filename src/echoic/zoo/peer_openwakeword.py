@@ -64,8 +64,14 @@ class OpenWakeWordModel(ZooModel):
     sample_rate = 16000
     embedding_size = 96
     min_samples = MEL_SPAN + (WINDOW - 1) * MEL_HOP
+    cpu_only = "its ONNX models run in onnxruntime's CPU provider, as the package sets them up"
 
-    def __init__(self, config: OpenWakeWordConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        config: OpenWakeWordConfig | None = None,
+        device: str | torch.device = "cpu",
+        **options: Any,
+    ) -> None:
         self.config = config or from_dict(OpenWakeWordConfig, options, where="openwakeword")
         from openwakeword.utils import AudioFeatures
 
@@ -76,6 +82,7 @@ class OpenWakeWordModel(ZooModel):
         finally:
             np.random.set_state(state)
         self.frame_hop_ms = 1000.0 * self.config.window_step * MEL_HOP / self.sample_rate
+        self.to_device(device)  # CPU only: warns for a GPU (see cpu_only)
 
     def native(self, clips: list[np.ndarray]) -> list[NativeFrames]:
         windows: list[np.ndarray] = []

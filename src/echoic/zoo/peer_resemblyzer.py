@@ -60,7 +60,12 @@ class ResemblyzerModel(ZooModel):
     embedding_size = 256
     min_samples = 1
 
-    def __init__(self, config: ResemblyzerConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        config: ResemblyzerConfig | None = None,
+        device: str | torch.device = "cpu",
+        **options: Any,
+    ) -> None:
         self.config = config or from_dict(ResemblyzerConfig, options, where="resemblyzer")
         import resemblyzer
         from resemblyzer import audio
@@ -71,6 +76,10 @@ class ResemblyzerModel(ZooModel):
         self.weights_path = os.path.join(os.path.dirname(resemblyzer.__file__), "pretrained.pt")
         step = round((self.sample_rate / self.config.rate) / (self.sample_rate * MEL_HOP_MS / 1000))
         self.frame_hop_ms = step * MEL_HOP_MS
+        self.to_device(device)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.encoder]
 
     def preprocess(self, clip: np.ndarray) -> np.ndarray:
         """The volume normalisation of ``resemblyzer.preprocess_wav``; clips whose float32 RMS
@@ -97,7 +106,7 @@ class ResemblyzerModel(ZooModel):
             mels.append(np.stack([mel[s] for s in mel_slices]))
             starts.append([s.start for s in mel_slices])
         batch = torch.from_numpy(np.concatenate(mels))
-        partials = self.encoder(batch).split([len(s) for s in starts])
+        partials = self.encoder(batch.to(self.device)).cpu().split([len(s) for s in starts])
         out = []
         for frames, first in zip(partials, starts, strict=True):
             mean = frames.mean(0)

