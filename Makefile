@@ -9,7 +9,7 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-peers test-converters lint demo apt clean
+.PHONY: install test test-peers test-converters test-ray lint demo apt clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -58,13 +58,29 @@ CONVERTER_ISOLATED := torchaudio==2.11.0 typeguard==4.6.1
 # The AST / SSAST code (s3prl's upstream/ast, upstream/ssast) asserts timm 0.4.5: in a folder of its
 # own (tests/convert/spectrogram_reference.py; a stand-in torchvision there too, tests/convert/stubs).
 CONVERTER_TIMM := timm==0.4.5
+# PaSST (hear21passt needs timm >= 0.4.12, for a download helper), ATST-Frame (avex: only its
+# atst_frame.py is imported, tests/convert/atst_reference.py) and CLAP 2022's Cnn14 (msclap +
+# torchlibrosa, whose filters need librosa, installed with its dependencies): folders of their own.
+CONVERTER_PASST := hear21passt==0.0.26 timm==0.4.12
+CONVERTER_AVEX := avex==1.4.0
+CONVERTER_CLAP := msclap==1.3.4 torchlibrosa==0.1.0
+CONVERTER_DEPS := librosa==0.11.0
 
 test-converters: $(STAMP)
 	$(if $(strip $(CONVERTER_PACKAGES)),$(BIN)/pip install -q --no-deps $(CONVERTER_PACKAGES))
+	$(BIN)/pip install -q $(CONVERTER_DEPS)
 	$(BIN)/pip install -q --no-deps --upgrade --target $(CONVERTER_REFS) $(CONVERTER_ISOLATED)
 	$(BIN)/pip install -q --no-deps --upgrade --target $(CONVERTER_REFS)/timm-0.4.5 $(CONVERTER_TIMM)
+	$(BIN)/pip install -q --no-deps --upgrade --target $(CONVERTER_REFS)/passt $(CONVERTER_PASST)
+	$(BIN)/pip install -q --no-deps --upgrade --target $(CONVERTER_REFS)/avex $(CONVERTER_AVEX)
+	$(BIN)/pip install -q --no-deps --upgrade --target $(CONVERTER_REFS)/clap $(CONVERTER_CLAP)
 	rm -f $(CONVERTER_REFS)/torchaudio/lib/*.so
 	ECHOIC_REQUIRE_CONVERTERS=1 ECHOIC_CONVERTER_REFS=$(CONVERTER_REFS) $(BIN)/python -m pytest -q tests/convert
+
+# Ray Data extraction (optional extra, tests/ray_engine/): a local Ray on this machine, loopback only.
+test-ray: $(STAMP)
+	$(BIN)/pip install -q -e '.[ray]'
+	ECHOIC_REQUIRE_RAY=1 $(BIN)/python -m pytest -q tests/ray_engine
 
 demo: $(STAMP) apt
 	$(BIN)/python -m echoic.cli.demo

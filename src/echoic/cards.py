@@ -49,6 +49,7 @@ from echoic.config import from_dict
 from echoic.encoders.registry import ENCODERS, encoder_config
 from echoic.errors import CheckpointError, EchoicError
 from echoic.features.base import FRONTENDS
+from echoic.hub import hub_snapshot, is_hub_name
 from echoic.registry import Registry, unknown_name_message
 
 CardKind = Literal["echoic", "converted", "baseline", "peer"]
@@ -356,14 +357,33 @@ def converted_dir(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+def hub_card(name: str) -> ModelCard:
+    """The card of ``hf:ORG/NAME[@REVISION]``: the repository's snapshot (downloaded, or from the
+    hub cache with ``HF_HUB_OFFLINE=1``; :mod:`echoic.hub`) read as an echoic model directory, or
+    converted once like any public checkpoint folder."""
+    folder = hub_snapshot(name)
+    if _is_model_dir(folder):
+        return directory_card(folder, name=name)
+    converted = converted_dir(folder)
+    if converted is None:
+        raise CheckpointError(
+            f"{name}: fetched to {folder}, but no converter reads it (files: "
+            f"{sorted(p.name for p in folder.iterdir())[:8]}); `echoic convert --list` names the "
+            "formats echoic reads."
+        )
+    return directory_card(converted, name=name)
+
+
 def find_card(name_or_dir: str | os.PathLike[str] = DEFAULT_MODEL) -> ModelCard:
     """The card of a model directory, a public checkpoint or a registered name (nothing is built).
 
     An existing path wins over a registered name: an echoic model directory as it is, a public
     checkpoint file or folder that a converter reads (``echoic convert``) as its converted, cached
-    model directory. An unknown name raises :class:`~echoic.errors.CheckpointError` naming the
-    nearest registered name.
+    model directory. ``hf:ORG/NAME`` is a Hugging Face Hub repository (:func:`hub_card`). An
+    unknown name raises :class:`~echoic.errors.CheckpointError` naming the nearest registered name.
     """
+    if is_hub_name(name_or_dir):
+        return hub_card(str(name_or_dir))
     path = Path(name_or_dir)
     converted = converted_dir(path)
     if converted is not None:

@@ -69,15 +69,24 @@ def transformers_module() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def clips(shared_data: Path) -> dict[str, np.ndarray]:
-    """name → float32 mono 16 kHz samples (at most CLIP_SECONDS)."""
+def clips_at(shared_data: Path):
+    """``clips_at(rate)`` → name → float32 mono samples at ``rate`` (at most CLIP_SECONDS)."""
     from echoic.data.audio import load_audio
 
-    out = {}
-    for name, (folder, file) in CLIPS.items():
-        audio, _ = load_audio(shared_data / folder / file, sample_rate=16000)
-        out[name] = np.ascontiguousarray(audio[: int(CLIP_SECONDS * 16000)])
-    return out
+    def load(rate: int) -> dict[str, np.ndarray]:
+        out = {}
+        for name, (folder, file) in CLIPS.items():
+            audio, _ = load_audio(shared_data / folder / file, sample_rate=rate)
+            out[name] = np.ascontiguousarray(audio[: int(CLIP_SECONDS * rate)])
+        return out
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def clips(clips_at) -> dict[str, np.ndarray]:
+    """name → float32 mono 16 kHz samples (at most CLIP_SECONDS)."""
+    return clips_at(16000)
 
 
 @pytest.fixture(scope="session")

@@ -26,13 +26,18 @@ def task_dir(shared_data: Path, scratch: Path) -> Path:
     return scratch / f"{TASK}-v1.0.0-full"
 
 
-def check_hear(model_dir: Path, width: int, seconds: tuple[float, ...] = (0.3, 1.0, 4.2)) -> None:
+def check_hear(
+    model_dir: Path,
+    width: int,
+    seconds: tuple[float, ...] = (0.3, 1.0, 4.2),
+    sample_rate: int = 16000,
+) -> None:
     """The HEAR module on a converted model: sizes, timestamps, batch-invariant scenes."""
     model = hear.load_model(str(model_dir))
-    assert model.sample_rate == 16000
+    assert model.sample_rate == sample_rate
     assert model.scene_embedding_size >= width and model.timestamp_embedding_size >= width
     for length in seconds:
-        n = int(length * 16000)
+        n = int(length * sample_rate)
         audio = torch.rand(2, n, generator=torch.Generator().manual_seed(0)) * 2 - 1
         emb, ts = hear.get_timestamp_embeddings(audio, model)
         assert emb.dtype == ts.dtype == torch.float32 and torch.isfinite(emb).all()
@@ -41,7 +46,7 @@ def check_hear(model_dir: Path, width: int, seconds: tuple[float, ...] = (0.3, 1
         if ts.shape[1] > 1:
             hops = ts[:, 1:] - ts[:, :-1]
             assert float(hops.max() - hops.min()) < 1.0 and float(hops.max()) <= 50.0
-    audio = torch.rand(3, 16000, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    audio = torch.rand(3, sample_rate, generator=torch.Generator().manual_seed(1)) * 2 - 1
     scenes = hear.get_scene_embeddings(audio, model)
     assert scenes.shape == (3, model.scene_embedding_size)
     alone = hear.get_scene_embeddings(audio[1:2], model)

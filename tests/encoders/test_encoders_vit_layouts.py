@@ -174,10 +174,13 @@ def test_too_short_for_one_strided_patch():
     assert out.cls_layers is not None and torch.isfinite(out.cls_layers[-1]).all()
 
 
-@pytest.mark.parametrize("family", ["ast_test", "ssast_test", "dasheng_test"])
+@pytest.mark.parametrize(
+    "family", ["ast_test", "ssast_test", "dasheng_test", "passt_test", "atst_frame_test"]
+)
 def test_every_objective_trains_the_converted_layouts(family):
-    """A converted AST / SSAST / Dasheng can be trained further like an echoic ViT (EAT needs a
-    CLS token, which Dasheng has not: it refuses at build time, saying so)."""
+    """A converted AST / SSAST / Dasheng / PaSST / ATST-Frame can be trained further like an echoic
+    ViT (EAT needs a CLS token, which Dasheng and ATST-Frame have not: it refuses at build time,
+    saying so)."""
     from echoic.objectives import OBJECTIVES, build_objective
     from echoic.types import TrainBatch
 
@@ -187,7 +190,8 @@ def test_every_objective_trains_the_converted_layouts(family):
         try:
             objective = build_objective(name, encoder).train()
         except ConfigError as err:
-            assert family == "dasheng_test" and name == "eat" and "CLS" in str(err)
+            no_cls = family in ("dasheng_test", "atst_frame_test")
+            assert no_cls and name == "eat" and "CLS" in str(err)
             continue
         bins = encoder.spec.n_bins
         values = torch.randn(2, bins, 128, generator=torch.Generator().manual_seed(0))

@@ -17,7 +17,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--trust-pickle. See docs/converting.md.",
     )
     p.add_argument(
-        "source", nargs="*", metavar="[FORMAT] CKPT", help="optional format, then the checkpoint"
+        "source",
+        nargs="*",
+        metavar="[FORMAT] CKPT",
+        help="optional format, then the checkpoint: a file or folder, or hf:ORG/NAME (fetched from "
+        "the Hugging Face Hub; HF_HUB_OFFLINE=1 reads the hub cache only)",
     )
     p.add_argument("--out", help="output model directory")
     p.add_argument(

@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hear-weights", help="weights file passed to the HEAR module's load_model")
     p.add_argument("--tasks", nargs="+", required=True, help="task dirs or folders of task dirs")
     p.add_argument(
-        "--protocol", choices=("hear", "linear", "knn", "retrieval"), default="hear"
+        "--protocol", choices=("hear", "hear-fast", "linear", "knn", "retrieval"), default="hear"
     )
     p.add_argument(
         "--seeds", type=int, default=1, help="probe seeds (mean ± std over seeds, folds)"
@@ -44,7 +44,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-epochs", type=int, default=None, help="override the protocol's epochs")
     p.add_argument("--patience", type=int, default=None, help="override early-stopping patience")
     p.add_argument("--check-every", type=int, default=None, help="override validation interval")
-    p.add_argument("--hidden-dim", type=int, default=1024, help="hear: hidden width (default 1024)")
+    p.add_argument("--batch-size", type=int, default=None, help="override the probe batch size")
+    p.add_argument(
+        "--rungs",
+        default=None,
+        help="hear-fast: validation checks after which half the grid points stop (e.g. 8,16,32)",
+    )
+    p.add_argument(
+        "--hidden-dim",
+        type=int,
+        default=None,
+        help="MLP probes' hidden width (default: hear 1024, hear-fast 256)",
+    )
     p.add_argument(
         "--order",
         choices=("fixed", "epoch"),
@@ -82,6 +93,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="encoder arithmetic when embedding echoic models (other models ignore it; the "
         "precision is part of the embedding cache key)",
     )
+    p.add_argument(
+        "--embed-device",
+        default="cpu",
+        help="where models embed the task audio: cpu (default), cuda, cuda:N or auto; not part "
+        "of the embedding cache key (--device is where probes train)",
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument(
         "--no-resume",
@@ -92,17 +109,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _at_precision(model: object, precision: str) -> object:
-    """An echoic model name/directory as a factory of its Embedder at ``precision``."""
+def _with_options(model: object, precision: str, device: str) -> object:
+    """A model name/directory as a factory of its model on ``device`` (echoic models also at
+    ``precision``; other models ignore it)."""
     if not isinstance(model, str):
         return model
     from echoic.cards import ECHOIC_KINDS, find_card
 
-    if find_card(model).kind not in ECHOIC_KINDS:
+    options: dict[str, object] = {} if device == "cpu" else {"device": device}
+    if find_card(model).kind in ECHOIC_KINDS and precision != "fp32":
+        options["precision"] = precision
+    if not options:
         return model
     from echoic.zoo.registry import resolve_model
 
-    return lambda: resolve_model(model, precision=precision)
+    return lambda: resolve_model(model, **options)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
         args.cache = str(cached[0].cache_root)
     models.extend(cached)
     if args.hear_module:
-        models.append(lambda: HearModuleModel(args.hear_module, args.hear_weights))
+        models.append(
+            lambda: HearModuleModel(args.hear_module, args.hear_weights, device=args.embed_device)
+        )
     elif args.hear_weights:
         print("echoic eval: error: --hear-weights needs --hear-module", file=sys.stderr)
         return 2
@@ -133,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
         from echoic.checkpoint import DEFAULT_MODEL
 
         models = [DEFAULT_MODEL]
-    if args.precision != "fp32":
-        models = [_at_precision(m, args.precision) for m in models]
+    if args.precision != "fp32" or args.embed_device != "cpu":
+        models = [_with_options(m, args.precision, args.embed_device) for m in models]
     probe = ProbeConfig(
         protocol=args.protocol,
         seeds=args.seeds,
@@ -143,9 +166,12 @@ def run(args: argparse.Namespace) -> int:
         max_epochs=args.max_epochs,
         patience=args.patience,
         check_every=args.check_every,
+        batch_size=args.batch_size,
         order=args.order,
         backend=args.backend,
     )
+    if args.rungs:
+        probe.fast_rungs = tuple(int(r) for r in args.rungs.split(","))
     config = EvalConfig(
         out=Path(args.out),
         cache=Path(args.cache) if args.cache else None,

@@ -19,6 +19,7 @@ from typing import TypeVar
 from echoic.cards import RESOLVERS
 from echoic.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from echoic.convert.base import ConversionError, Converter, sha256_files
+from echoic.hub import echoic_cache_dir, hub_snapshot, is_hub_name
 from echoic.registry import Registry, unknown_name_message
 
 __all__ = [
@@ -82,7 +83,10 @@ def convert(
     fmt: str = AUTO,
     trust_pickle: bool = False,
 ) -> Path:
-    """Convert the checkpoint at ``path`` into the echoic model directory ``out_dir``."""
+    """Convert the checkpoint at ``path`` (or the hub repository ``hf:ORG/NAME``, fetched first:
+    :func:`echoic.hub.hub_snapshot`) into the echoic model directory ``out_dir``."""
+    if is_hub_name(path):
+        path = hub_snapshot(str(path))
     converter = find_converter(path, fmt)
     return converter.convert(Path(path), Path(out_dir), trust_pickle=trust_pickle)
 
@@ -90,11 +94,7 @@ def convert(
 def cache_root() -> Path:
     """Where converted models are cached: ``$ECHOIC_CACHE/converted`` (default
     ``$XDG_CACHE_HOME/echoic/converted``, ``~/.cache/echoic/converted``)."""
-    root = os.environ.get("ECHOIC_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "echoic")
-    return Path(root) / "converted"
+    return echoic_cache_dir() / "converted"
 
 
 def converted_dir(path: Path) -> Path | None:

@@ -23,7 +23,7 @@ import torch
 
 from echoic.errors import CheckpointError
 
-__all__ = ["ALLOWED_GLOBALS", "UnsafePickleError", "load_pickle", "unsafe_globals"]
+__all__ = ["ALLOWED_GLOBALS", "PickledStub", "UnsafePickleError", "load_pickle", "unsafe_globals"]
 
 ALLOWED_GLOBALS: tuple[str, ...] = (
     # fairseq / unilm / s3prl training arguments and configs
@@ -39,7 +39,7 @@ ALLOWED_GLOBALS: tuple[str, ...] = (
     "omegaconf.nodes.BooleanNode",
     "typing.Any",
     # plain types used as constructors (PyTorch's restricted unpickler cannot fill a
-    # collections.defaultdict, so files holding one need --trust-pickle)
+    # collections.defaultdict: a converter expecting one names it in ``stubs``, STANDINS)
     "builtins.dict",
     "builtins.list",
     "builtins.tuple",
@@ -123,20 +123,51 @@ def _allowed_objects(needed: list[str] | None, path: str | os.PathLike[str]) -> 
     return [value for value in found if value is not None]
 
 
-def load_pickle(path: str | os.PathLike[str], trust_pickle: bool = False) -> Any:
+class PickledStub:
+    """An inert stand-in for a class a checkpoint pickles but a converter never needs (s3prl's
+    learning-rate schedules in an optimiser's state): rebuilt by name without importing the named
+    module or running any of its code; what the pickle gives it is kept as plain values."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def plain_dict(*args: Any) -> dict[Any, Any]:
+    """Data-only stand-in for ``collections.defaultdict(factory)``: an empty plain dict, which the
+    pickle's items then fill (PyTorch's restricted unpickler fills only exact ``dict`` types); the
+    factory is dropped. fairseq checkpoints hold defaultdicts in their training state."""
+    return {}
+
+
+STANDINS: dict[str, Any] = {"collections.defaultdict": plain_dict}
+"""Stand-ins for the ``stubs`` names that must rebuild as containers, not :class:`PickledStub`."""
+
+
+def load_pickle(
+    path: str | os.PathLike[str], trust_pickle: bool = False, stubs: tuple[str, ...] = ()
+) -> Any:
     """The object in a pickled torch checkpoint, tensors on the CPU.
 
-    Without ``trust_pickle`` only tensors, plain containers and :data:`ALLOWED_GLOBALS` are rebuilt;
-    a file naming anything else raises :class:`UnsafePickleError` before any of it runs.
+    Without ``trust_pickle`` only tensors, plain containers and :data:`ALLOWED_GLOBALS` are rebuilt,
+    plus the classes named in ``stubs`` (``module.qualname``, a converter's own short list), which
+    become inert :class:`PickledStub` objects (``collections.defaultdict``: a plain dict,
+    :data:`STANDINS`); a file naming anything else raises
+    :class:`UnsafePickleError` before any of it runs.
     """
     if trust_pickle:
         return torch.load(path, map_location="cpu", weights_only=False)
     found = unsafe_globals(path)
     if found is not None:
-        refused = [name for name in found if name not in ALLOWED_GLOBALS]
+        refused = [name for name in found if name not in ALLOWED_GLOBALS and name not in stubs]
         if refused:
             raise UnsafePickleError(path, refused[0], len(refused) - 1)
-    with torch.serialization.safe_globals(_allowed_objects(found, path)):
+        found = [name for name in found if name not in stubs]
+    allowed: list[Any] = _allowed_objects(found, path)
+    allowed += [(STANDINS.get(name, PickledStub), name) for name in stubs]
+    with torch.serialization.safe_globals(allowed):
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:

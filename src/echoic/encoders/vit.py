@@ -49,6 +49,7 @@ from echoic.features.base import check_choice
 from echoic.layers import (
     Block,
     PatchEmbed,
+    PostNormBlock,
     gather_tokens,
     padding_to_attn_mask,
     sincos_grid,
@@ -84,6 +85,9 @@ class ViTConfig:
         grids, ``"start"`` or ``"centre"`` (:mod:`echoic.layers.grid_positions`).
     dist_token: a second learned summary token after the CLS token (DeiT / AST distillation).
     input_norm: a fixed per-bin normalisation of the features before the patches (Dasheng).
+    post_norm: post-LN blocks (``x = LN(x + attn(x))``, ``x = LN(x + mlp(x))``:
+        :class:`~echoic.layers.PostNormBlock`) with ``norm`` applied to the tokens (summary tokens
+        included) before the first block instead of after the last: data2vec 2.0's layout, EAT's.
     """
 
     dim: int
@@ -105,6 +109,7 @@ class ViTConfig:
     position_fit: str = "start"
     dist_token: bool = False
     input_norm: bool = False
+    post_norm: bool = False
 
     def __post_init__(self) -> None:
         self.patch = (int(self.patch[0]), int(self.patch[1]))
@@ -138,6 +143,8 @@ class ViTConfig:
                 f"ViTConfig.positions={self.positions!r} needs position_grid=(n_freq, n_time), the "
                 f"size of the learned table; found {self.position_grid!r}."
             )
+        if self.post_norm and self.layer_scale is not None:
+            raise ConfigError("ViTConfig.post_norm=True takes no layer_scale; set it to None.")
         if self.dist_token and not self.cls_token:
             raise ConfigError(
                 "ViTConfig.dist_token=True needs cls_token=True (it follows the CLS)."
@@ -207,7 +214,16 @@ class ViTEncoder(Encoder):
         steps = max(config.depth - 1, 1)
         rates = [config.drop_path * i / steps for i in range(config.depth)]
         self.blocks = nn.ModuleList(
-            Block(
+            PostNormBlock(
+                dim,
+                config.heads,
+                config.mlp_ratio,
+                config.qkv_bias,
+                config.norm_eps,
+                drop_path=rate,
+            )
+            if config.post_norm
+            else Block(
                 dim,
                 config.heads,
                 mlp_ratio=config.mlp_ratio,
@@ -387,10 +403,13 @@ class ViTEncoder(Encoder):
         if torch.compiler.is_compiling() or bool(attn_pad.any()):
             attn_mask = padding_to_attn_mask(attn_pad)
 
+        post_norm = self._config.post_norm
+        if post_norm:  # the norm before the blocks; each post-LN block ends normalised
+            x = self.norm(x)
         hidden = [x]
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask)
-            hidden.append(self.norm(x) if i == len(self.blocks) - 1 else x)
+            hidden.append(self.norm(x) if i == len(self.blocks) - 1 and not post_norm else x)
         layers = [h[:, n_cls:] for h in hidden]
         cls_layers = [h[:, 0] for h in hidden] if n_cls else None
         dist_layers = [h[:, 1] for h in hidden] if self.dist_token is not None else None

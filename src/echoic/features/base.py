@@ -34,6 +34,7 @@ import torch
 
 from echoic.config import from_dict, to_dict
 from echoic.errors import ConfigError
+from echoic.features.cmvn import utterance_cmvn
 from echoic.features.interchannel import (
     channel_names,
     level_differences,
@@ -234,6 +235,8 @@ class Frontend(torch.nn.Module):
             values = self.multichannel(waveform, n_frames)
         if n_frames == 0:
             return Features(values, lengths, self.hop_s, self.first_centre_s)
+        if getattr(self.config, "cmvn", False):  # per-utterance normalisation (features/cmvn.py)
+            values = utterance_cmvn(values, lengths, float(self.config.cmvn_eps))
         padded = torch.arange(n_frames, device=values.device)[None, :] >= lengths[:, None]
         padded = padded[:, None, :] if values.ndim == 3 else padded[:, None, None, :]
         values = values.masked_fill_(padded, 0.0)

@@ -17,7 +17,12 @@ What ``torchaudio.transforms.MelSpectrogram(center=True)`` followed by
 5. with ``top_db``, values below the item's maximum minus ``top_db`` are raised to it — the maximum
    over the item's own frames (``AmplitudeToDB`` takes it over whatever tensor it is given: for a
    ``(B, F, T)`` batch that is the whole batch, so the reference is run on one clip at a time);
-6. ``(x - mean) / std``.
+6. ``(x - mean) / std``; with ``cmvn``, per-utterance normalisation (:mod:`echoic.features.cmvn`).
+
+``log_offset`` takes the logarithm of ``mel + log_offset`` (BYOL-A: float32 eps; s3prl's
+TERA / Mockingjay preprocessor: 1e-10) before the floor. ``target_level_db`` first scales each
+item to that RMS level in dB, ``x · 10^(level / 20) / (rms + 1e-10)`` over its valid samples (s3prl's
+``_normalize_wav_decibel``, TERA / Mockingjay: -25).
 
 Frames. The token geometry counts frames the Kaldi "snip edges" way, ``1 + (n - win) // hop``;
 centred frames are counted by declaring a window of ``n_fft mod 2`` samples (0 here), so that
@@ -36,6 +41,7 @@ import torch.nn.functional as F
 
 from echoic.errors import ConfigError
 from echoic.features.base import FRONTENDS, Frontend, check_choice
+from echoic.features.cmvn import utterance_cmvn
 from echoic.types import AudioBatch, Features
 
 __all__ = ["CentredMelConfig", "CentredMelFrontend", "float32_mel_bank"]
@@ -60,6 +66,10 @@ class CentredMelConfig:
     top_db: float | None = 120.0
     mean: float = 0.0
     std: float = 1.0
+    log_offset: float = 0.0
+    target_level_db: float | None = None
+    cmvn: bool = False
+    cmvn_eps: float = 1e-10
 
     def __post_init__(self) -> None:
         check_choice(self, "window", ("hann", "hamming", "rectangular"))
@@ -184,6 +194,10 @@ class CentredMelFrontend(Frontend):
         config = self.config
         if n_frames == 0:
             return waveform.new_zeros(waveform.shape[0], self.n_bins, 0)
+        if config.target_level_db is not None:
+            target = 10.0 ** (config.target_level_db / 20.0)
+            rms = [waveform[i, : int(n)].pow(2).mean().pow(0.5) for i, n in enumerate(lengths)]
+            waveform = waveform * torch.stack([target / (r + 1e-10) for r in rms])[:, None]
         signal = self.padded_items(waveform, lengths)[
             :, : (n_frames - 1) * self.hop_length + config.n_fft
         ]
@@ -197,6 +211,8 @@ class CentredMelFrontend(Frontend):
         )
         power = spectrum.abs().pow(config.power)  # (B, K, T), as torchaudio forms it
         mel = torch.matmul(power.transpose(1, 2), self.mel_bank).transpose(1, 2)
+        if config.log_offset:
+            mel = mel + config.log_offset
         mel = mel.clamp_min(config.log_floor)
         if config.log == "natural":
             return mel.log()
@@ -222,6 +238,8 @@ class CentredMelFrontend(Frontend):
         mean, std = float(self.config.mean), float(self.config.std)
         if mean != 0.0 or std != 1.0:
             values = (values - mean) / std
+        if self.config.cmvn:
+            values = utterance_cmvn(values, lengths, self.config.cmvn_eps)
         values = values.masked_fill(padded, 0.0).contiguous()
         return Features(values, lengths, self.hop_s, self.first_centre_s)
 

@@ -65,6 +65,8 @@ class KaldiFbankConfig:
     channels: audio channels taken (1 = mono ``(B, S)``; ``C > 1``: ``(B, C, S)``).
     interchannel: ``"none"``, ``"ild"``, ``"ipd"`` or ``"ild+ipd"`` features appended for 2+
         channels (:mod:`echoic.features.interchannel`).
+    cmvn / cmvn_eps: per-utterance normalisation after everything else, ``(x - mean) / (std +
+        cmvn_eps)`` over each item's frames (:mod:`echoic.features.cmvn`; s3prl's APC / NPC).
     """
 
     sample_rate: int = 16000
@@ -89,6 +91,8 @@ class KaldiFbankConfig:
     std: float = 1.0
     channels: int = 1
     interchannel: str = "none"
+    cmvn: bool = False
+    cmvn_eps: float = 1e-10
 
     def __post_init__(self) -> None:
         check_channels(self)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from echoic.cards import (
     CARDS,
@@ -28,6 +28,7 @@ from echoic.cards import (
 )
 from echoic.checkpoint import CONFIG_FILE, read_config
 from echoic.embed.base import EmbeddingModel
+from echoic.errors import ConfigError
 from echoic.registry import RegistryError, unknown_name_message
 
 __all__ = [
@@ -96,7 +97,9 @@ def resolve_model(name_or_path: str | os.PathLike[str], **options: Any) -> Embed
 
     Resolved by :func:`echoic.cards.find_card`. Echoic and converted models come wrapped in an
     :class:`~echoic.embed.embedder.Embedder` (``options``: ``EmbedConfig`` fields); other cards are
-    built with ``options``. Raises :class:`ModelUnavailable` for a peer missing its package.
+    built with ``options``. ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``) works for
+    every card: a model that can only run on the CPU warns and stays there. Raises
+    :class:`ModelUnavailable` for a peer missing its package.
     """
     card = find_card(name_or_path)
     card.check_available()
@@ -104,4 +107,14 @@ def resolve_model(name_or_path: str | os.PathLike[str], **options: Any) -> Embed
         from echoic.embed.embedder import Embedder
 
         return Embedder(card.build(), **options)
-    return card.build(**options)
+    device = options.pop("device", None)
+    model = card.build(**options)
+    if device is None:
+        return model
+    move = getattr(model, "to_device", None)
+    if move is None:
+        raise ConfigError(
+            f"model {card.name!r} ({type(model).__name__}) takes no device option: it has no "
+            "to_device method; leave the device out (it runs on the CPU)"
+        )
+    return cast(EmbeddingModel, move(device))
