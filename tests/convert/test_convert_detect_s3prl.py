@@ -72,18 +72,27 @@ def test_s3prl_schedules_are_stubbed_and_nothing_else_is_allowed(tmp_path):
         fake = types.ModuleType(module)
         schedule = type("WarmupLinearSchedule", (), {"__module__": module})
         fake.WarmupLinearSchedule = schedule  # type: ignore[attr-defined]
-        saved = sys.modules.get(module)
-        sys.modules[module] = fake
+        # pickle imports the module by name, so its parent package must import too: a fake
+        # ``s3prl`` stands in when s3prl is not installed (make test has it not)
+        fakes = {module: fake}
+        if "." in module:
+            parent = types.ModuleType(module.split(".")[0])
+            parent.__path__ = []  # type: ignore[attr-defined]
+            setattr(parent, module.split(".")[1], fake)
+            fakes[parent.__name__] = parent
+        saved = {name: sys.modules.get(name) for name in fakes}
+        sys.modules.update(fakes)
         try:
             instance = schedule()
             instance.warmup, instance.t_total = 0.07, 1000
             states = {"Optimizer": {"param_groups": [{"schedule": instance}]}, "Step": 3}
             torch.save(states, tmp_path / "states.ckpt")
         finally:
-            if saved is None:
-                del sys.modules[module]
-            else:
-                sys.modules[module] = saved
+            for name, old_module in saved.items():
+                if old_module is None:
+                    del sys.modules[name]
+                else:
+                    sys.modules[name] = old_module
         loaded = read_states(tmp_path / "states.ckpt", trust_pickle=False)
         stub = loaded["Optimizer"]["param_groups"][0]["schedule"]
         assert type(stub).__name__ == "PickledStub"
