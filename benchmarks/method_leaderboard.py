@@ -1,0 +1,245 @@
+"""The equal-compute method leaderboard (docs/methods.md): every SSL objective on the same encoder
+size, corpus and CPU budget, scored linear + kNN on the nine real tasks, 3 pretraining seeds,
+beside a random-init row.
+
+    python benchmarks/method_leaderboard.py --methods random,mae,eat,ssast \\
+        --cpu-minutes 8 --seeds 0,1,2 --corpus corpus/manifest.csv --work results/methods \\
+        --write docs/methods.md
+
+Per method: ``configs/pretrain/<method>_tiny.yaml``. ``trainer.max_steps`` comes from a measured
+timing (CPU seconds per step = the difference of a 4-step and a 16-step run, so start-up cancels),
+so that the cosine schedule ends inside the budget; ``trainer.max_cpu_minutes`` stops the run in
+any case. Each seed trains with ``--trainer.threads 1``; the random row exports the recipe's
+encoder untrained (seeded). Each model is scored with ``echoic eval --protocol linear`` and
+``--protocol knn`` (one probe seed: the spread reported is over pretraining seeds). Every step
+is resumable: a finished run, export or evaluation is skipped on the next call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ECHOIC = [sys.executable, "-m", "echoic.cli.main"]
+TASKS = [
+    "arabic_speech_commands",
+    "body_percussion",
+    "drums",
+    "esc50",
+    "esc50_scenes",
+    "fsdd_digits",
+    "guitar_chords",
+    "librispeech_sex",
+    "librispeech_speakers",
+]
+FULL = list(TASKS)
+SHORT = ["arabic", "body", "drums", "esc50", "event", "fsdd", "guitar", "sex", "speakers"]
+
+
+def run(cmd: list[str], log: Path) -> float:
+    """Run ``cmd`` (output to ``log``); return the CPU seconds it used (it and its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    with log.open("a") as out:
+        out.write("$ " + " ".join(cmd) + "\n")
+        out.flush()
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}; see {log}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+SIZE = "tiny"
+
+
+def recipe(method: str) -> Path:
+    path = ROOT / "configs" / "pretrain" / f"{'mae' if method == 'random' else method}_{SIZE}.yaml"
+    if not path.exists():
+        raise SystemExit(
+            f"no recipe {path}: each method needs configs/pretrain/<method>_{SIZE}.yaml"
+        )
+    return path
+
+
+def pretrain_cmd(method: str, out: Path, seed: int, corpus: Path, extra: list[str]) -> list[str]:
+    return [
+        *ECHOIC, "pretrain", "--config", str(recipe(method)), "--seed", str(seed),
+        "--output_dir", str(out), "--data.train", f"[{corpus}]", "--trainer.threads", "1",
+        "--trainer.progress_bar", "false", *extra,
+    ]  # fmt: skip
+
+
+def calibrate(method: str, work: Path, corpus: Path, minutes: float) -> dict[str, float]:
+    """CPU seconds per step (two short runs) and the max_steps that fit the budget."""
+    path = work / method / "calibration.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    cpu = {}
+    for steps in (4, 16):
+        out = work / method / f"calibrate-{steps}"
+        extra = ["--trainer.max_steps", str(steps), "--trainer.checkpoint_every_n_steps", "1000"]
+        cpu[steps] = run(pretrain_cmd(method, out, 0, corpus, extra), work / method / "log.txt")
+    per_step = max((cpu[16] - cpu[4]) / 12, 1e-3)
+    startup = max(cpu[4] - 4 * per_step, 0.0)
+    steps = int((minutes * 60 - startup) * 0.95 / per_step)
+    result = {"cpu_s_per_step": per_step, "startup_cpu_s": startup, "max_steps": steps}
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def train(method: str, seed: int, work: Path, corpus: Path, minutes: float) -> Path:
+    out = work / method / f"seed{seed}"
+    model = out / "model"
+    if (model / "config.json").exists():
+        return model
+    out.mkdir(parents=True, exist_ok=True)
+    if method == "random":  # the recipe's encoder and frontend at a seeded initialisation
+        code = (
+            "import sys, torch; from echoic.train.config import load_config; "
+            "from echoic.train.module import PretrainModule; "
+            "from echoic.train.export import export_state; "
+            "c = load_config(sys.argv[1], ['--seed', sys.argv[2]]); torch.manual_seed(c.seed); "
+            "m = PretrainModule(c); "
+            "export_state(m.state_dict(), m.model_config, sys.argv[3], 0, None, "
+            "{'origin': 'random init (method_leaderboard.py)'})"
+        )
+        cmd = [sys.executable, "-c", code, str(recipe(method)), str(seed), str(model)]
+        cpu = run(cmd, out / "log.txt")
+        (out / "train.json").write_text(json.dumps({"cpu_s": cpu, "wall_s": 0.0}, indent=1))
+        return model
+    else:
+        cal = calibrate(method, work, corpus, minutes)
+        extra = [
+            "--trainer.max_steps", str(cal["max_steps"]),
+            "--trainer.max_cpu_minutes", str(minutes),
+        ]  # fmt: skip
+        if (out / "checkpoints" / "last.ckpt").exists():
+            extra += ["--resume", "auto"]
+    start = time.monotonic()
+    cpu = run(pretrain_cmd(method, out, seed, corpus, extra), out / "log.txt")
+    (out / "train.json").write_text(
+        json.dumps({"cpu_s": cpu, "wall_s": time.monotonic() - start}, indent=1)
+    )
+    return model
+
+
+def evaluate(model: Path, name: str, protocol: str, work: Path, tasks: list[Path]) -> Path:
+    out = work / "eval" / protocol / name
+    if (out / "results.csv").exists():
+        return out / "results.csv"
+    cmd = [
+        *ECHOIC, "eval", "--model", str(model), "--tasks", *map(str, tasks),
+        "--protocol", protocol, "--seeds", "1", "--threads", "1", "--cache",
+        str(work / "cache"), "--out", str(out), "--quiet", "--no-report",
+    ]  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    run(cmd, out / "log.txt")
+    return out / "results.csv"
+
+
+def primary_scores(results: Path) -> dict[str, float]:
+    with results.open() as f:
+        rows = [r for r in csv.DictReader(f) if r["primary"] == "1"]
+    return {r["task"]: float(r["mean"]) for r in rows}
+
+
+def table(work: Path, methods: list[str], seeds: list[int], minutes: float) -> str:
+    lines = []
+    short = [SHORT[FULL.index(t)] if t in FULL else t for t in TASKS]
+    for protocol in ("linear", "knn"):
+        lines += [
+            f"### {protocol}",
+            "",
+            "| method | steps | CPU-min | average | " + " | ".join(short) + " |",
+            "|---|---|---|---|" + "---|" * len(short),
+        ]
+        for method in methods:
+            per_seed: list[dict[str, float]] = []
+            for seed in seeds:
+                results = work / "eval" / protocol / f"{method}-seed{seed}" / "results.csv"
+                if results.exists():
+                    per_seed.append(primary_scores(results))
+            if not per_seed:
+                continue
+            averages = [statistics.mean(s[t] for t in TASKS) for s in per_seed]
+            cells = []
+            for task in TASKS:
+                values = [s[task] for s in per_seed]
+                cells.append(f"{statistics.mean(values):.3f}")
+            spread = statistics.stdev(averages) if len(averages) > 1 else 0.0
+            steps, cpu = "0", "0"
+            if method != "random":
+                cal = json.loads((work / method / "calibration.json").read_text())
+                train_cpu = [
+                    json.loads((work / method / f"seed{s}" / "train.json").read_text())["cpu_s"]
+                    for s in seeds
+                    if (work / method / f"seed{s}" / "train.json").exists()
+                ]
+                steps = str(cal["max_steps"])
+                cpu = f"{statistics.mean(train_cpu) / 60:.1f}" if train_cpu else "?"
+            lines.append(
+                f"| {method} | {steps} | {cpu} | {statistics.mean(averages):.3f} ± {spread:.3f} "
+                f"(n={len(per_seed)}) | " + " | ".join(cells) + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--methods", default="random,mae,eat,ssast")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--cpu-minutes", type=float, default=8.0)
+    p.add_argument("--corpus", type=Path, default=ROOT / "corpus" / "manifest.csv")
+    p.add_argument("--tasks-dir", type=Path, default=ROOT / "tasks")
+    p.add_argument("--work", type=Path, default=ROOT / "results" / "methods")
+    p.add_argument("--protocols", default="linear,knn")
+    p.add_argument(
+        "--size", default="tiny", help="recipe size (test: a quick check of this script)"
+    )
+    p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    p.add_argument("--train-only", action="store_true", help="pretrain, do not evaluate")
+    p.add_argument("--write", type=Path, default=None, help="write the tables into this file")
+    args = p.parse_args()
+    global SIZE
+    SIZE = args.size
+    methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
+    TASKS[:] = args.tasks.split(",")
+    tasks = [args.tasks_dir / f"{t}-v1.0.0-full" for t in TASKS]
+    missing = [t for t in tasks if not t.is_dir()]
+    if missing:
+        raise SystemExit(f"task folders missing: {missing}; build them: echoic tasks build")
+    if not args.corpus.exists():
+        raise SystemExit(f"no corpus at {args.corpus}; build it: echoic corpus build --out corpus")
+    print(f"lscpu: {subprocess.run(['lscpu'], capture_output=True, text=True).stdout[:300]}")
+    for seed in seeds:  # seed by seed: a partial run still covers every method
+        for method in methods:
+            model = train(method, seed, args.work, args.corpus, args.cpu_minutes)
+            print(f"{method} seed {seed}: {model}", flush=True)
+            if args.train_only:
+                continue
+            for protocol in args.protocols.split(","):
+                evaluate(model, f"{method}-seed{seed}", protocol, args.work, tasks)
+                print(f"  {protocol} done", flush=True)
+    text = table(args.work, methods, seeds, args.cpu_minutes)
+    print(text)
+    if args.write:
+        marker = "<!-- leaderboard -->"
+        doc = args.write.read_text() if args.write.exists() else marker + "\n"
+        head, _, rest = doc.partition(marker)
+        tail = rest.split("<!-- /leaderboard -->", 1)[1] if "<!-- /leaderboard -->" in rest else ""
+        args.write.write_text(f"{head}{marker}\n{text}\n<!-- /leaderboard -->{tail}")
+
+
+if __name__ == "__main__":
+    main()
