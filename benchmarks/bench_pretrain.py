@@ -1,17 +1,21 @@
-"""Pretraining cost per clip of ``eat``, ``mae`` and ``ssast`` at equal encoder size, in one run.
+"""Pretraining cost per clip and per view of every objective at equal encoder size, in one run.
 
 Every objective gets the same ``vit_small`` encoder (random weights, fp32, training mode), the same
 10-s clips (Kaldi fbank, 998 frames → 8 × 63 = 504 patch tokens) and its recipe's settings from
 ``configs/pretrain/<method>_small.yaml`` (EAT: 16 masked clones per clip sharing one teacher
 pass, 80% inverse-block masking, token dropping; MAE: 80% random masking, token dropping; SSAST:
-every token enters the encoder, two passes per clip — one per task — as in SSAST).
+every token enters the encoder, two passes per clip — one per task — as in SSAST; M2D: 70%
+random masking, online encoder on the visible tokens, EMA target on the hidden ones; BYOL-A: two
+augmented views of every clip, each through the online encoder and the EMA target, on the ViT
+option; TERA: one pass on the altered clip). Methods without a ``_small`` recipe use their
+config's paper defaults.
 
-Reported per clip and per *view* (a masked copy of a clip the student encodes: 16 for EAT, 1 for
-MAE, 2 for SSAST):
+Reported per clip and per *view* (a copy of a clip the student encodes: 16 for EAT, 1 for MAE,
+2 for SSAST, 1 for M2D, 2 for BYOL-A, 1 for TERA):
 
-* encoder GFLOPs — student forward + backward, plus the EMA teacher's forward for EAT, counted with
-  ``torch.utils.flop_counter.FlopCounterMode`` on the exact shapes the objective feeds the encoder
-  (CPU attention kernels registered with the standard SDPA formulas);
+* encoder GFLOPs — student forward + backward, plus the EMA teacher's forward (EAT, M2D,
+  BYOL-A), counted with ``torch.utils.flop_counter.FlopCounterMode`` on the exact shapes the
+  objective feeds the encoder (CPU attention kernels registered with the standard SDPA formulas);
 * step GFLOPs — the whole training forward + backward (decoders, heads, targets included);
 * wall seconds — one training step (forward, backward, AdamW, EMA hook), median of ``--repeats``
   after one warm-up step.
@@ -111,7 +115,8 @@ def encoder_flops(method: str, objective: Any, features: Features) -> tuple[floa
     batch = features.values.shape[0]
     grid = enc.grid(features.n_frames)
     n_tokens = grid[0] * grid[1]
-    n_keep = n_tokens - objective.masker.count(grid)
+    masker = getattr(objective, "masker", None)
+    n_keep = n_tokens - masker.count(grid) if masker is not None else n_tokens
     cfg = objective.config
 
     def student(rows: int, keep: int | None) -> None:
@@ -137,6 +142,20 @@ def encoder_flops(method: str, objective: Any, features: Features) -> tuple[floa
     elif method == "ssast":
         views = 1 if cfg.shared_pass else 2
         flops = views * count_flops(lambda: student(batch, None))
+    elif method == "m2d":  # online on the visible tokens; the EMA target on the hidden ones only
+        views = 1
+        flops = count_flops(lambda: student(batch, n_keep))
+        hidden = torch.arange(n_tokens - n_keep).expand(batch, -1).contiguous()
+        with torch.no_grad():
+            flops += count_flops(lambda: objective.ema(features, keep_idx=hidden))
+    elif method == "byol_a":  # two augmented views, each through online and EMA target
+        views = 2
+        flops = views * count_flops(lambda: student(batch, None))
+        with torch.no_grad():
+            flops += views * count_flops(lambda: objective.ema["encoder"](features))
+    elif method == "tera":  # one pass on the altered input
+        views = 1
+        flops = count_flops(lambda: student(batch, None))
     else:
         raise SystemExit(f"no encoder FLOP model for {method!r}")
     enc.zero_grad(set_to_none=True)
@@ -175,7 +194,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2, help="clips per training step")
     parser.add_argument("--repeats", type=int, default=1, help="timed steps after one warm-up")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--methods", default="eat,mae,ssast")
+    parser.add_argument("--methods", default="eat,mae,ssast,m2d,byol_a,tera")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -26,3 +26,16 @@ class ConfigError(EchoicError, ValueError):
 
 class CheckpointError(EchoicError):
     """A model directory is missing pieces, is from an unknown format version, or does not fit."""
+
+
+class DiskFullError(EchoicError):
+    """A write failed for lack of space (ENOSPC / EDQUOT); what was finished before stays valid.
+
+    ``is_disk_full(err)`` says whether an ``OSError`` is one."""
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` is an ``OSError`` saying the disk or the quota is full."""
+    import errno
+
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)

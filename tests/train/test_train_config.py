@@ -41,10 +41,18 @@ def test_every_recipe_is_valid(recipe: Path) -> None:
         assert config.model.name == recipe.stem
         from_dict(EmbedConfig, config.model.embed)  # the recommended embedding settings parse
     else:
-        # <method>_<size> trains vit_<size>; <method>_<encoder> (e.g. eat_wav_test) that encoder
-        assert recipe.stem.startswith(config.objective.name + "_")
-        rest = recipe.stem.split("_", 1)[1]
-        assert config.model.encoder == (rest if rest in ENCODERS else "vit_" + rest)
+        # <method>_<size> trains vit_<size> or the method's own encoder family at that size
+        # (byol_a_test: byol_a_test; byol_a_tiny: byol_a); <method>_<encoder> (e.g. eat_wav_test)
+        # that encoder
+        method = config.objective.name
+        stem = recipe.stem.removesuffix("_fsdp")  # eat_base_fsdp: eat_base on FSDP + bf16
+        assert stem.startswith(method + "_")
+        rest = stem[len(method) + 1 :]
+        if rest in ENCODERS:
+            assert config.model.encoder == rest
+        else:
+            own = {f"{method}_{rest}", method} if rest != "test" else {f"{method}_{rest}"}
+            assert config.model.encoder in {"vit_" + rest} | (own & set(ENCODERS.names()))
     assert isinstance(config.optim.lr, float)
 
 

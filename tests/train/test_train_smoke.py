@@ -13,6 +13,8 @@ import torch
 import echoic
 from echoic.cli.main import main
 from echoic.data import pad_batch
+from echoic.objectives import OBJECTIVES
+from echoic.train.config import load_config
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
 STEPS = 50
@@ -27,13 +29,22 @@ def losses(out: Path) -> list[float]:
     return [r["loss"] for r in sorted(rows, key=lambda r: r["step"])]
 
 
-RECIPE_NAMES = ["mae_test", "eat_test", "ssast_test", "mae_wav_test", "eat_wav_test"]
+RECIPE_NAMES = [
+    "mae_test",
+    "eat_test",
+    "ssast_test",
+    "mae_wav_test",
+    "eat_wav_test",
+    "m2d_test",
+    "byol_a_test",
+    "tera_test",
+]
 
 
 @pytest.mark.parametrize("recipe", RECIPE_NAMES)
 def test_smoke_recipe_trains_and_exports(recipe: str, shared_data: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    method = recipe.split("_")[0]
+    method = load_config(RECIPES / f"{recipe}.yaml").objective.name
     out = tmp_path / recipe
     code = run_cli(
         "--config", str(RECIPES / f"{recipe}.yaml"),
@@ -50,6 +61,8 @@ def test_smoke_recipe_trains_and_exports(recipe: str, shared_data: Path, tmp_pat
     model = echoic.load(out / "model")
     assert model.config.objective == method and model.config.step == STEPS
     assert model.config.data_hash and not model.config.untrained
+    # the method's recommended embedding recipe travels with the export (M2D: freq_pool concat)
+    assert OBJECTIVES.get(method).embed_defaults.items() <= model.config.embed.items()
     clip = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
     with torch.no_grad():
         encoded = model(pad_batch([clip], model.sample_rate))

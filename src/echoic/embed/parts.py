@@ -4,11 +4,14 @@
 re-run skips every path already in ``<out>`` or a part. Both extraction engines (the local loop of
 :mod:`echoic.embed.extract` and Ray workers, :mod:`echoic.embed.ray_extract`) write through here.
 
-Crash safety: every file is written to a temporary name unique to its process and renamed into
-place, so a crash never leaves a half-written part or output, and a failed write (a full disk)
-removes its temporary file; temporaries a killed run left are removed by the next run. A part
-that cannot be read (damaged after it was written) is moved aside to ``corrupt-<name>`` so that
-its files are embedded again; an unreadable ``<out>`` stops the run with what to do.
+Crash safety: every file is written to a temporary name unique to its process, flushed to disk
+(``fsync``) and renamed into place, so a crash (or a power cut) never leaves a half-written part or
+output; temporaries a killed run left are removed by the next run. A failed write removes its
+temporary file, and a full disk raises :class:`~echoic.errors.DiskFullError` saying that the
+finished parts are kept and a re-run resumes. A part that cannot be read (damaged after it was
+written) is moved aside to ``<out>.corrupt-<part name>`` beside ``<out>``, so that its files are
+embedded again; an unreadable ``<out>`` stops the run with what to do. ``tests/faults/`` kills,
+fills the disk and truncates parts to check all of this.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ import torch
 from echoic import __version__
 from echoic.embed.base import ClipEmbedding, EmbeddingModel
 from echoic.embed.paged_parquet import PagedParquetWriter
-from echoic.errors import EchoicError
+from echoic.errors import DiskFullError, EchoicError, is_disk_full
 
 __all__ = [
     "META_KEY",
     "Row",
     "atomic_parquet",
     "clean_stale_tmp",
+    "durable_replace",
     "make_row",
     "merge",
     "next_part_number",
@@ -134,12 +138,38 @@ def tmp_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
+def durable_replace(tmp: Path, target: Path) -> None:
+    """Flush ``tmp`` to disk, rename it onto ``target`` and flush the folder entry: after a crash
+    or a power cut ``target`` is the old file or the whole new one, never an empty or short one."""
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def disk_full(err: OSError, target: Path, what: str) -> DiskFullError:
+    """The error for a write of ``target`` that ran out of space (``what``: what is kept)."""
+    return DiskFullError(
+        f"no space left on the device while writing {target} ({err.strerror}); {what}. Free "
+        f"some space on {target.parent} (or pass another --out) and run the same command again: "
+        "it resumes from the finished parts."
+    )
+
+
 def atomic_parquet(table: pa.Table, target: Path) -> None:
     tmp = tmp_name(target)
     try:
         with PagedParquetWriter(tmp, table.schema) as writer:
             writer.write(table)
-        os.replace(tmp, target)
+        durable_replace(tmp, target)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(err, target, "the parts finished before it are kept") from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no half-written file
 
@@ -163,9 +193,13 @@ def next_part_number(parts: Path) -> int:
 
 
 def clean_stale_tmp(out: Path) -> None:
-    """Remove temporary files a killed run left beside ``out`` (never a finished file)."""
-    for stale in out.parent.glob(f".{out.name}.*tmp"):
-        stale.unlink(missing_ok=True)
+    """Remove temporary files a killed run left beside ``out`` and among its parts (never a
+    finished file)."""
+    stale = list(out.parent.glob(f".{out.name}.*tmp"))
+    if parts_dir(out).is_dir():
+        stale += parts_dir(out).glob(".part-*.tmp")
+    for path in stale:
+        path.unlink(missing_ok=True)
 
 
 def scan_done(out: Path, meta: dict[str, object]) -> tuple[set[str], list[str]]:
@@ -184,7 +218,7 @@ def scan_done(out: Path, meta: dict[str, object]) -> tuple[set[str], list[str]]:
                     f"{out} cannot be read as Parquet ({type(err).__name__}: {err}); expected an "
                     "output of echoic embed. Move it away or delete it, then run again."
                 ) from err
-            aside = source.with_name(f"corrupt-{source.name}")
+            aside = out.with_name(f"{out.name}.corrupt-{source.name}")  # kept past the merge
             os.replace(source, aside)
             quarantined.append(str(aside))
             continue
@@ -229,7 +263,12 @@ def merge(out: Path, schema: pa.Schema) -> None:
                     else:
                         _rewrite_row_group(parquet, index, seen, schema, writer)
                     seen.update(paths)
-        os.replace(tmp, out)
+        durable_replace(tmp, out)
+    except OSError as err:
+        if is_disk_full(err):
+            kept = f"every row is kept in {parts_dir(out)} (and {out}, if it was there)"
+            raise disk_full(err, out, kept) from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -64,6 +64,9 @@ class Objective(nn.Module):
     """Whether :meth:`forward` reads ``batch.audio`` (codec / CQT targets, waveform views)."""
     min_views: ClassVar[int] = 1
     """Views per clip the method needs in a batch (two-view methods: 2); ``data.views``."""
+    embed_defaults: ClassVar[dict[str, Any]] = {}
+    """The embedding recipe the method's exported models recommend (``EmbedConfig`` fields, e.g.
+    M2D's ``{"freq_pool": "concat"}``); the recipe's ``model.embed`` overrides it key by key."""
 
     def __init__(self, encoder: Encoder, config: Any) -> None:
         super().__init__()

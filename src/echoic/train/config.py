@@ -22,6 +22,7 @@ from echoic.errors import ConfigError
 
 __all__ = [
     "DataConfig",
+    "FSDPConfig",
     "ModelSection",
     "ObjectiveSection",
     "OptimConfig",
@@ -122,9 +123,30 @@ class OptimConfig:
 
 
 @dataclass
+class FSDPConfig:
+    """``trainer.strategy: fsdp`` settings (:mod:`echoic.train.strategy`; docs/scaling.md).
+
+    wrap: ``"block"`` makes every transformer block and every encoder (student and EMA teacher
+        alike, so an EMA update pairs equal shards) an FSDP unit; ``"encoder"``: encoders only.
+    sharding: ``FULL_SHARD`` (parameters, gradients and optimiser state), ``SHARD_GRAD_OP``
+        (keeps the gathered parameters between forward and backward), ``HYBRID_SHARD`` (shards
+        within a node, replicates across nodes) or ``NO_SHARD`` (DDP-like).
+    activation_checkpointing: recompute each block's activations in the backward pass.
+    cpu_offload: keep the parameter shards on the CPU between uses.
+    """
+
+    wrap: str = "block"
+    sharding: str = "FULL_SHARD"
+    activation_checkpointing: bool = False
+    cpu_offload: bool = False
+
+
+@dataclass
 class TrainerConfig:
     """Lightning trainer settings.
 
+    strategy: any Lightning strategy name (``ddp``, ...); ``fsdp`` builds a per-block FSDP
+        strategy from ``fsdp`` (:class:`FSDPConfig`, :func:`echoic.train.strategy.build_strategy`).
     precision: ``"auto"`` = fp32 on CPU, ``bf16-mixed`` on a GPU that supports bf16, else fp32;
         any Lightning precision string is passed through.
     checkpoint_every_n_steps: full training checkpoints (model, optimiser, RNG) every N optimiser
@@ -140,6 +162,7 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     precision: str = "auto"
     accumulate_grad_batches: int = 1
     gradient_clip_val: float | None = None

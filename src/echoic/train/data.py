@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,6 +329,10 @@ def collate_crops(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
+    # a SIGTERM sent to the whole process group (SLURM, a terminal) is for the training process:
+    # it saves a checkpoint at the end of the step (echoic.train.checkpoints) while the workers
+    # go on feeding it; they exit with it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_dataloader(

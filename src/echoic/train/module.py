@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,20 +30,30 @@ from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from echoic.checkpoint import EchoicModel, ModelConfig
 from echoic.config import to_dict
 from echoic.errors import ConfigError
-from echoic.objectives import build_objective
+from echoic.objectives import OBJECTIVES, build_objective
 from echoic.train.config import PretrainConfig
 from echoic.train.data import Clip, CropDataset, build_dataloader
 from echoic.train.rng import capture_rng, restore_rng
 from echoic.types import AudioBatch, TrainBatch
 
-__all__ = ["PretrainModule", "build_model_config", "cosine_with_warmup", "parameter_groups"]
+__all__ = [
+    "PretrainModule",
+    "build_model_config",
+    "cosine_with_warmup",
+    "parameter_groups",
+    "single_vector_names",
+    "trim_step_log",
+]
 
 log = logging.getLogger(__name__)
 STEP_LOG = "train_log.jsonl"
 
 
 def build_model_config(config: PretrainConfig) -> ModelConfig:
+    """The exported model's config; its ``embed`` is the objective's recommended embedding
+    recipe (``Objective.embed_defaults``) updated by the recipe's ``model.embed``."""
     m = config.model
+    embed = {**OBJECTIVES.get(config.objective.name).embed_defaults, **m.embed}
     return ModelConfig(
         encoder=m.encoder,
         encoder_config=dict(m.encoder_config),
@@ -51,7 +62,7 @@ def build_model_config(config: PretrainConfig) -> ModelConfig:
         name=m.name or f"{config.objective.name}-{m.encoder}",
         licence=m.licence,
         objective=config.objective.name,
-        embed=dict(m.embed),
+        embed=embed,
     )
 
 
@@ -68,20 +79,61 @@ def cosine_with_warmup(warmup: int, total: int, min_ratio: float) -> Callable[[i
     return factor
 
 
-def parameter_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Trainable parameters split into decayed (matrices) and not decayed (biases, norms, and
-    single vectors such as CLS / mask tokens of shape ``(1, 1, D)``)."""
+_WRAPPERS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+
+
+def _plain_name(name: str) -> str:
+    """A parameter's name without the segments FSDP / activation checkpointing insert."""
+    for wrapper in _WRAPPERS:
+        name = name.replace(wrapper, "")
+    return name
+
+
+def single_vector_names(module: torch.nn.Module) -> set[str]:
+    """Names of biases, norms and single vectors such as CLS / mask tokens of shape ``(1, 1, D)``
+    (never weight-decayed). Taken before FSDP wraps the module: its shards are all 1-D."""
+    return {
+        _plain_name(name)
+        for name, p in module.named_parameters()
+        if p.ndim <= 1 or all(s == 1 for s in p.shape[:-1])
+    }
+
+
+def parameter_groups(
+    module: torch.nn.Module, weight_decay: float, no_decay: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Trainable parameters split into decayed (matrices) and not decayed (``no_decay``: by
+    default :func:`single_vector_names` of ``module`` as it is now)."""
+    if no_decay is None:
+        no_decay = single_vector_names(module)
     decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for _, p in module.named_parameters():
-        if not p.requires_grad:
-            continue
-        single_vector = p.ndim <= 1 or all(s == 1 for s in p.shape[:-1])
-        (no_decay if single_vector else decay).append(p)
+    plain: list[torch.nn.Parameter] = []
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            (plain if _plain_name(name) in no_decay else decay).append(p)
     return [
         {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": plain, "weight_decay": 0.0},
     ]
+
+
+def trim_step_log(path: Path, step: int) -> None:
+    """Keep the rows of ``train_log.jsonl`` up to optimiser step ``step`` (a resumed run redoes
+    the steps after its checkpoint; a fresh run, ``step`` 0, starts an empty log), dropping a line
+    cut short by a kill; rewritten atomically."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and int(row.get("step", step + 1)) <= step:
+            kept.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _seed_for(*parts: int) -> int:
@@ -111,6 +163,7 @@ class PretrainModule(L.LightningModule):
                 f"views per clip; found data.views={config.data.views}. Set data.views: "
                 f"{self.objective.min_views} in the recipe."
             )
+        self.no_decay = single_vector_names(self.objective)  # before any FSDP wrapping
         self.clips = clips
         self.data_hash = data_hash
         self.mask_generator = torch.Generator()
@@ -155,7 +208,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         o = self.config.optim
         optimizer = torch.optim.AdamW(
-            parameter_groups(self.objective, o.weight_decay),
+            parameter_groups(self.objective, o.weight_decay, self.no_decay),
             lr=o.lr,
             betas=tuple(o.betas),  # type: ignore[arg-type]
             eps=o.eps,
@@ -166,6 +219,26 @@ class PretrainModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def on_train_start(self) -> None:
+        if self.trainer.is_global_zero:
+            trim_step_log(Path(self.config.output_dir) / STEP_LOG, self.trainer.global_step)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        # FSDP shards the gradients: only its own clip_grad_norm_ computes the global norm
+        # (Lightning refuses norm clipping under FSDP)
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        model = self.trainer.model
+        if gradient_clip_val and isinstance(model, FullyShardedDataParallel):
+            model.clip_grad_norm_(gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # ----------------------------------------------------------------- steps
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

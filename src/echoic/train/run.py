@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import tempfile
+import signal
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,41 +23,26 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from echoic.config import to_dict
 from echoic.train.budget import CpuBudget
+from echoic.train.checkpoints import (
+    LAST,
+    AtomicCheckpointIO,
+    CheckpointOnSigterm,
+    clean_stale_tmp,
+    find_resume,
+)
 from echoic.train.config import PretrainConfig, dump_config
 from echoic.train.data import data_hash, list_clips
 from echoic.train.export import export_checkpoint
 from echoic.train.module import PretrainModule
+from echoic.train.strategy import build_strategy, resolve_accelerator
 
 __all__ = ["AtomicCheckpointIO", "PretrainResult", "pretrain", "resolve_precision"]
 
 log = logging.getLogger(__name__)
-LAST = "last.ckpt"
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside the target, then renames it into place:
-    a crash mid-write never leaves a truncated checkpoint."""
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
-    ) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(checkpoint, tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 @dataclass
@@ -106,18 +90,6 @@ def resolved_config(config: PretrainConfig, module: PretrainModule) -> PretrainC
     return dataclasses.replace(config, model=model, objective=objective)
 
 
-def find_resume(config: PretrainConfig, resume: str | None) -> str | None:
-    """``None`` → fresh run; ``"auto"`` → ``checkpoints/last.ckpt`` if present; else a path."""
-    if resume is None:
-        return None
-    if resume == "auto":
-        last = Path(config.output_dir) / "checkpoints" / LAST
-        return str(last) if last.is_file() else None
-    if not Path(resume).is_file():
-        raise FileNotFoundError(f"--resume {resume}: no such checkpoint file.")
-    return resume
-
-
 def pretrain(
     config: PretrainConfig,
     resume: str | None = None,
@@ -129,7 +101,11 @@ def pretrain(
     ``checkpoints/last.ckpt`` and export the student encoder as an echoic model directory.
 
     callbacks: extra Lightning callbacks. strategy: a Lightning ``Strategy`` object that replaces
-    ``config.trainer.strategy`` (e.g. ``FSDPStrategy(auto_wrap_policy={Block})``).
+    ``config.trainer.strategy`` (by default :func:`~echoic.train.strategy.build_strategy`).
+
+    Faults (:mod:`echoic.train.checkpoints`): on SIGTERM the run saves ``last.ckpt`` at the end of
+    the current step and exits with status 143 (``SystemExit``); ``resume="auto"`` takes the
+    newest checkpoint that loads, moving damaged ones aside.
     """
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,6 +119,8 @@ def pretrain(
     (out / "config.yaml").write_text(dump_config(resolved_config(config, module)))
 
     ckpt_dir = out / "checkpoints"
+    clean_stale_tmp(ckpt_dir)
+    ckpt_path = find_resume(out, resume)
     checkpointing = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="step={step:08d}",
@@ -155,19 +133,20 @@ def pretrain(
         save_on_train_epoch_end=False,
     )
     budget = [CpuBudget(t.max_cpu_minutes)] if t.max_cpu_minutes else []
+    accelerator = resolve_accelerator(t)
     trainer = L.Trainer(
-        accelerator=t.accelerator,
+        accelerator=accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=strategy if strategy is not None else t.strategy,
-        precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
+        strategy=strategy if strategy is not None else build_strategy(t),
+        precision=resolve_precision(t.precision, accelerator),  # type: ignore[arg-type]
         max_steps=t.max_steps,
         max_epochs=-1,
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val,
         gradient_clip_algorithm="norm",
         log_every_n_steps=t.log_every_n_steps,
-        callbacks=[checkpointing, *budget, *callbacks],
+        callbacks=[checkpointing, CheckpointOnSigterm(ckpt_dir / LAST), *budget, *callbacks],
         logger=_logger(config),
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
@@ -186,7 +165,16 @@ def pretrain(
             "ignore", message=r".*Checkpoint directory .* exists and is not empty.*"
         )
         warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
-        trainer.fit(module, ckpt_path=find_resume(config, resume), weights_only=True)
+        try:
+            trainer.fit(module, ckpt_path=ckpt_path, weights_only=True)
+        except SIGTERMException as stop:  # Lightning stopped at a step boundary; last.ckpt saved
+            if trainer.is_global_zero:
+                print(
+                    f"stopped by SIGTERM after step {trainer.global_step}; checkpoint: "
+                    f"{ckpt_dir / LAST}; resume with the same command plus --resume auto",
+                    flush=True,
+                )
+            raise SystemExit(128 + signal.SIGTERM) from stop
     last = ckpt_dir / LAST
     trainer.save_checkpoint(last, weights_only=False)
     export_dir = None
