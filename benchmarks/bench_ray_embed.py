@@ -82,6 +82,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per Ray worker")
     parser.add_argument("--files-per-batch", type=int, default=16)
+    parser.add_argument(
+        "--local-threads",
+        default=None,
+        help="comma-separated torch thread counts of the local runs (default: 1 and workers x "
+        "threads)",
+    )
     args = parser.parse_args()
     files = task_audio(args.tasks_dir, args.limit)
     for line in cpu_lines():
@@ -95,7 +101,12 @@ def main() -> None:
     local_s: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench_ray_embed-") as tmp:
         model = build_model(args.model, {}, "cpu")
-        for threads in sorted({1, local_threads}):
+        counts = (
+            [int(t) for t in args.local_threads.split(",")]
+            if args.local_threads
+            else sorted({1, local_threads})
+        )
+        for threads in counts:
             torch.set_num_threads(threads)
             start = time.perf_counter()
             local_report = extract(files, Path(tmp) / f"local{threads}.parquet", model,

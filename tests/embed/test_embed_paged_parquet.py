@@ -114,9 +114,24 @@ def test_row_groups_are_copied_from_any_writer(tmp_path: Path) -> None:
     assert pq.read_table(out).equals(expected)
 
 
+def test_integer_leaves_round_trip(tmp_path: Path) -> None:
+    """int32 / int64 leaves (token ids of echoic tokenize) in a list of fixed-size lists."""
+    ids = pa.list_(pa.list_(pa.int32(), 2))
+    schema = pa.schema(
+        [pa.field("n", pa.int64()), pa.field("ids", ids), pa.field("runs", pa.list_(pa.int32()))]
+    )
+    table = pa.table(
+        {"n": [3, -(2**40)], "ids": [[[1, 2], [3, 4], [5, 2**31 - 1]], []], "runs": [[1, 2], [7]]},
+        schema=schema,
+    )
+    with PagedParquetWriter(tmp_path / "i.parquet", schema, page_bytes=8) as writer:
+        writer.write(table)
+    assert pq.read_table(tmp_path / "i.parquet").equals(table)
+
+
 def test_refuses_what_it_cannot_write(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="int64 leaf"):
-        PagedParquetWriter(tmp_path / "x.parquet", pa.schema([pa.field("n", pa.int64())]))
+    with pytest.raises(ValueError, match="int16 leaf"):
+        PagedParquetWriter(tmp_path / "x.parquet", pa.schema([pa.field("n", pa.int16())]))
     nested = pa.schema([pa.field("x", pa.list_(pa.list_(pa.float32())))])
     with pytest.raises(ValueError, match="variable-length list inside another list"):
         PagedParquetWriter(tmp_path / "y.parquet", nested)

@@ -1,4 +1,5 @@
-"""Zoo fixtures: one built model per name per session, a tiny fitted bow, peer skipping rules.
+"""Zoo fixtures: one built model per name per session, a tiny fitted bow and bag_of_tokens,
+peer skipping rules.
 
 A peer whose optional extra is missing is skipped with its one-line reason — unless
 ``ECHOIC_REQUIRE_PEERS=1`` (the CI step that installs the ``peers`` extra), where it fails.
@@ -66,14 +67,41 @@ def bow_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def zoo_model(bow_dir):
+def token_dir(tmp_path_factory, tiny_model_factory):
+    """A bag_of_tokens directory: k-means (12 clusters) of a tiny untrained model's frames."""
+    from echoic.checkpoint import save
+    from echoic.embed.token_frames import FrameSource
+    from echoic.tokenizers import build_tokenizer
+    from echoic.zoo.bag_of_tokens import write_model_config
+
+    model_dir = save(tiny_model_factory(), tmp_path_factory.mktemp("tiny"))
+    source = FrameSource(str(model_dir))
+    clips = [synthetic_clip(1.5, 16000, seed) for seed in range(3)]
+    frames = [c.inputs for c in source.frames(clips)]
+    tokenizer = build_tokenizer("kmeans", frames[0].shape[1], {"n_clusters": 12})
+    tokenizer.fit(frames)
+    tokenizer.source = source.describe()
+    path = tmp_path_factory.mktemp("tokens")
+    tokenizer.save(path)
+    write_model_config(path, tokenizer)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fitted_dirs(bow_dir, token_dir):
+    """Zoo names that need a fitted directory → theirs (the fixtures above)."""
+    return {"bow": bow_dir, "bag_of_tokens": token_dir}
+
+
+@pytest.fixture(scope="session")
+def zoo_model(fitted_dirs):
     """``zoo_model(name)`` → the built model (built once per session; peers skip if missing)."""
     from echoic.zoo.registry import resolve_model
 
     def get(name: str):
         require_available(name)
         if name not in _MODELS:
-            _MODELS[name] = resolve_model(bow_dir) if name == "bow" else resolve_model(name)
+            _MODELS[name] = resolve_model(fitted_dirs.get(name, name))
         return _MODELS[name]
 
     return get

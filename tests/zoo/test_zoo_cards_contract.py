@@ -48,9 +48,10 @@ def test_card_fields_are_filled(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_card_matches_the_built_model(name, zoo_model, bow_dir, require_peer):
+def test_card_matches_the_built_model(name, zoo_model, fitted_dirs, require_peer):
     require_peer(name)
-    card = find_card(bow_dir) if name == "bow" else CARDS.get(name)  # a fitted bow directory
+    # bow, bag_of_tokens: the card of a fitted directory
+    card = find_card(fitted_dirs[name]) if name in fitted_dirs else CARDS.get(name)
     model = zoo_model(name)  # what resolve_model builds (an Embedder for echoic models)
     assert model.sample_rate == card.sample_rate
     assert model.embedding_size == card.embedding_size

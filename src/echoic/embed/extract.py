@@ -28,9 +28,10 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -114,26 +115,78 @@ def extract(
     Finished rows are written to a part file every ``flush_every`` rows, or as soon as their
     arrays hold ``flush_bytes`` (a long file with timestamps is written right after it is embedded).
     """
+    meta = run_metadata(embedder, timestamps)
+    return extract_rows(
+        paths,
+        out,
+        embedder,
+        meta,
+        schema_for(embedder.embedding_size, timestamps, meta),
+        lambda group, report: _embed_rows(embedder, group, report, timestamps),
+        rows_table,
+        max_duration_s=max_duration_s,
+        files_per_batch=files_per_batch,
+        flush_every=flush_every,
+        progress=progress,
+        flush_bytes=flush_bytes,
+    )
+
+
+class SizedRow(Protocol):
+    """A finished row of any output kind: it knows the bytes its arrays hold."""
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+RowT = TypeVar("RowT", bound=SizedRow)
+Group = list[tuple[str, np.ndarray]]
+"""Loaded files: (resolved path, ``(S,)`` or ``(C, S)`` audio at the model's rate)."""
+
+
+def extract_rows(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    model: EmbeddingModel,
+    meta: dict[str, object],
+    schema: pa.Schema,
+    rows_of: Callable[[Group, ExtractReport], list[RowT]],
+    table_of: Callable[[list[RowT], pa.Schema], pa.Table],
+    max_duration_s: float | None = None,
+    files_per_batch: int = 16,
+    flush_every: int = 64,
+    progress: bool = True,
+    flush_bytes: int = 64 << 20,
+    desc: str = "embed",
+) -> ExtractReport:
+    """The engine of :func:`extract` for rows of any kind (``echoic tokenize`` writes token rows
+    with it): files are found, loaded for ``model`` (its rate, channels, ``min_samples``) and
+    grouped; ``rows_of(group, report)`` turns a group into rows (reporting the files it skips),
+    ``table_of(rows, schema)`` into a table written as a part. Resume, part files, the merge,
+    the errors CSV and Ctrl-C / SIGTERM handling are :func:`extract`'s; ``meta`` (with
+    ``model_identity`` and ``timestamps`` keys, see :func:`~echoic.embed.parts.scan_done`) says
+    which earlier output a re-run may go on from.
+    """
     start = time.perf_counter()
     report = ExtractReport(out=Path(out))
-    schema, todo = _prepare_run(paths, report.out, embedder, timestamps, report)
+    todo = _prepare_files(paths, report.out, meta, report)
     parts = parts_dir(report.out)
     part_no = next_part_number(parts)
-    pending: list[Row] = []
+    pending: list[RowT] = []
 
     def flush() -> None:
         nonlocal part_no, pending
         if pending:
-            atomic_parquet(rows_table(pending, schema), parts / f"part-{part_no:06d}.parquet")
+            atomic_parquet(table_of(pending, schema), parts / f"part-{part_no:06d}.parquet")
             part_no += 1
             report.written += len(pending)
             pending = []
 
-    bar = tqdm(total=len(todo), desc="embed", unit="file", disable=not progress)
-    groups = _load_groups(todo, embedder, report, max_duration_s, files_per_batch, bar)
+    bar = tqdm(total=len(todo), desc=desc, unit="file", disable=not progress)
+    groups = _load_groups(todo, model, report, max_duration_s, files_per_batch, bar)
     try:
         for group in groups:
-            pending += _embed_rows(embedder, group, report, timestamps)
+            pending += rows_of(group, report)
             group.clear()  # the loader still refers to the list: free the audio before writing
             if len(pending) >= flush_every or sum(r.nbytes for r in pending) >= flush_bytes:
                 flush()
@@ -156,16 +209,27 @@ def _prepare_run(
 ) -> tuple[pa.Schema, list[Path]]:
     """The output schema and the files still to embed (``report.already_done`` set); checks
     that earlier output came from the same model and settings and creates ``<out>.parts/``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_tmp(out)
     meta = run_metadata(embedder, timestamps)
     schema = schema_for(embedder.embedding_size, timestamps, meta)
+    return schema, _prepare_files(paths, out, meta, report)
+
+
+def _prepare_files(
+    paths: Sequence[str | os.PathLike[str]],
+    out: Path,
+    meta: dict[str, object],
+    report: ExtractReport,
+) -> list[Path]:
+    """The files still to process (``report.already_done`` set); checks that earlier output came
+    from the same ``meta`` and creates ``<out>.parts/``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(out)
     done, report.quarantined = scan_done(out, meta)
     files = [Path(p) for p in find_audio(paths)]
     todo = [f for f in files if str(f.resolve()) not in done]
     report.already_done = len(files) - len(todo)
     parts_dir(out).mkdir(exist_ok=True)
-    return schema, todo
+    return todo
 
 
 def _finish_run(report: ExtractReport, schema: pa.Schema) -> None:
@@ -265,17 +329,31 @@ def _embed_isolating(
     embedder: EmbeddingModel, loaded: list[tuple[str, np.ndarray]], report: ExtractReport
 ) -> list[ClipEmbedding | None]:
     """Embed a group; if the group fails, embed one by one so only the culprit is skipped."""
+    return process_isolating(embedder.embed, loaded, report, "embedding")
+
+
+ResultT = TypeVar("ResultT")
+
+
+def process_isolating(
+    process: Callable[[list[np.ndarray]], Sequence[ResultT]],
+    loaded: Group,
+    report: ExtractReport,
+    what: str,
+) -> list[ResultT | None]:
+    """``process`` a group's audio in one call; if that fails, file by file, so only the culprit
+    is skipped (None, with "``what`` failed: ..." in ``report.errors``)."""
     if not loaded:
         return []
     try:
-        return list(embedder.embed([w for _, w in loaded]))
+        return list(process([w for _, w in loaded]))
     except Exception:
-        results: list[ClipEmbedding | None] = []
+        results: list[ResultT | None] = []
         for key, wave in loaded:
             try:
-                results.append(embedder.embed([wave])[0])
+                results.append(process([wave])[0])
             except Exception as err:
-                report.errors.append((key, f"embedding failed: {type(err).__name__}: {err}"))
+                report.errors.append((key, f"{what} failed: {type(err).__name__}: {err}"))
                 results.append(None)
         return results
 

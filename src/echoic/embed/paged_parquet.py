@@ -10,7 +10,7 @@ index. Memory beyond the rows themselves is about one page. Row groups of anothe
 the same schema (by pyarrow or by this writer) can be appended as they are, by copying their bytes
 (:meth:`PagedParquetWriter.copy_row_group`), so merging files never decodes a row.
 
-Scope: every top-level column is a string, float32 or float64, inside any number of
+Scope: every top-level column is a string, float32, float64, int32 or int64, inside any number of
 ``fixed_size_list`` layers and at most one variable-length ``list`` (the outermost); no nulls.
 Pages are PLAIN-encoded, levels RLE/bit-packed, compression zstd or none; no dictionary,
 statistics or page index are written.
@@ -38,7 +38,7 @@ from echoic.embed.thrift_compact import Field, encode_struct, varint
 PAGE_BYTES = 1 << 20
 _MAGIC = b"PAR1"
 # parquet.thrift enums
-_BYTE_ARRAY, _FLOAT, _DOUBLE = 6, 4, 5
+_INT32, _INT64, _BYTE_ARRAY, _FLOAT, _DOUBLE = 1, 2, 6, 4, 5
 _REQUIRED, _OPTIONAL, _REPEATED = 0, 1, 2
 _UTF8, _LIST = 0, 3
 _PLAIN, _RLE = 0, 3
@@ -53,6 +53,8 @@ _PHYSICAL: dict[pa.DataType, tuple[int, str | None]] = {
     pa.string(): (_BYTE_ARRAY, None),
     pa.float32(): (_FLOAT, "<f4"),
     pa.float64(): (_DOUBLE, "<f8"),
+    pa.int32(): (_INT32, "<i4"),  # token ids (echoic tokenize)
+    pa.int64(): (_INT64, "<i8"),
 }
 
 
@@ -78,7 +80,7 @@ class _Column:
 
 def _unsupported(field: pa.Field, what: str) -> ValueError:
     return ValueError(
-        f"PagedParquetWriter writes string/float32/float64 leaves inside fixed_size_list layers "
+        f"PagedParquetWriter writes string/float/int leaves inside fixed_size_list layers "
         f"and at most one outermost list; column {field.name!r} has {what}. Write it with "
         f"pyarrow.parquet.write_table instead, or extend echoic.embed.paged_parquet."
     )
