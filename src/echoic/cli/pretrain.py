@@ -77,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"exported {known.export_from} → {out}")
         return 0
 
+    if config.stages:  # an iteration recipe: stages in output_dir/<stage>, resumable
+        from echoic.train.stages import run_stages
+
+        staged = run_stages(config, resume=known.resume)
+        for name, folder in staged.stage_dirs.items():
+            print(f"stage {name}: {folder}")
+        if staged.finished and staged.model_dir is not None:
+            print(f"model: {staged.model_dir} (load with echoic.load)")
+        return 0
+
     from echoic.train.run import pretrain
 
     result = pretrain(config, resume=known.resume)

@@ -27,6 +27,8 @@ __all__ = [
     "ObjectiveSection",
     "OptimConfig",
     "PretrainConfig",
+    "StageConfig",
+    "TokenizerStageConfig",
     "TrainerConfig",
     "apply_overrides",
     "dump_config",
@@ -176,9 +178,45 @@ class TrainerConfig:
     max_cpu_minutes: float | None = None
 
 
+# --- iteration recipes (echoic.train.stages; docs/pretraining.md, "Iteration recipes") ----------
+@dataclass
+class TokenizerStageConfig:
+    """A ``tokenizer`` stage: fit tokenizer ``name`` on frames of ``model`` over the training audio.
+
+    model: a model directory, ``stage:NAME`` (that stage's export) or ``""`` (the recipe's own,
+        untrained model: enough for ``input: mfcc`` / ``patches``, which do not read weights).
+    input: the frames the objective will feed it (``target_frames``: patches / mfcc / layer),
+        ``layer`` for ``input: layer``; ``target_layer``: the layer that tokenizers trained by
+        distillation (``beats_acoustic``) learn to predict.
+    max_frames / max_files / crop_s: at most this many frames, files, and seconds per file
+        (``crop_s`` None: ``data.crop_s``), files in a seeded random order.
+    """
+
+    name: str = "kmeans"
+    config: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    input: str = "patches"
+    layer: int = -1
+    target_layer: int = -1
+    max_frames: int = 20000
+    max_files: int | None = None
+    crop_s: float | None = None
+
+
+@dataclass
+class StageConfig:
+    """One stage of an iteration recipe: ``pretrain`` (overrides of the recipe, nested like it)
+    or ``tokenizer``; values ``stage:NAME`` name an earlier stage's product."""
+
+    name: str = ""
+    pretrain: dict[str, Any] | None = None
+    tokenizer: TokenizerStageConfig | None = None
+
+
 @dataclass
 class PretrainConfig:
-    """A whole pretraining run. ``export_dir`` defaults to ``output_dir/model``."""
+    """A whole pretraining run. ``export_dir`` defaults to ``output_dir/model``. ``stages``: an
+    iteration recipe's stages, run by :func:`echoic.train.stages.run_stages` (empty: one run)."""
 
     seed: int = 0
     output_dir: str = "runs/pretrain"
@@ -188,8 +226,13 @@ class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    stages: list[StageConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.stages = [
+            from_dict(StageConfig, s, where=f"stages[{i}]") if isinstance(s, dict) else s
+            for i, s in enumerate(self.stages)
+        ]
         if self.data.views < 1 or self.data.batch_size < 1:
             raise ConfigError(
                 f"data.views and data.batch_size must be >= 1; found {self.data.views}, "

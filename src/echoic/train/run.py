@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from echoic.config import to_dict
+from echoic.errors import ConfigError
 from echoic.train.budget import CpuBudget
 from echoic.train.checkpoints import (
     LAST,
@@ -107,6 +108,11 @@ def pretrain(
     the current step and exits with status 143 (``SystemExit``); ``resume="auto"`` takes the
     newest checkpoint that loads, moving damaged ones aside.
     """
+    if config.stages:  # an iteration recipe (issue 18): its stages are runs of their own
+        raise ConfigError(
+            "this recipe has stages (an iteration recipe); run it with "
+            "echoic.train.stages.run_stages(config) or echoic pretrain --config RECIPE."
+        )
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = config.trainer
