@@ -5,7 +5,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import torch
+
+from echoic.types import AudioBatch, EncoderOutput, Features
 
 SMALL: dict[str, Any] = {
     "hidden_size": 64,
@@ -72,3 +75,28 @@ def layer_diffs(ours: list[torch.Tensor], reference: list[torch.Tensor]) -> list
         assert a.shape == b.shape, (a.shape, b.shape)
         diffs.append(float((a - b).abs().max()))
     return diffs
+
+
+def run_on_features(
+    model: Any, wave: torch.Tensor, features: torch.Tensor
+) -> tuple[EncoderOutput, EncoderOutput, torch.Tensor]:
+    """A 16 kHz model's encoder on a reference's ``(T, F)`` features (10 ms hop), the model on
+    ``wave`` ``(S,)``, and its own features ``(F, T)`` of ``wave``."""
+    batch = AudioBatch(wave[None], torch.tensor([len(wave)]), 16000)
+    given = Features(features.T[None].contiguous(), torch.tensor([len(features)]), 0.01, 0.0)
+    with torch.no_grad():
+        return model.encoder(given), model(batch), model.frontend(batch).values[0]
+
+
+def assert_batch_invariant(model: Any, clips: dict[str, np.ndarray]) -> None:
+    """A short 16 kHz clip padded in a batch beside a long one gives, on its own tokens, every
+    layer it gives alone (within 1e-5)."""
+    short, long = torch.from_numpy(clips["body_percussion"]), torch.from_numpy(clips["esc50"])
+    wave = torch.zeros(2, len(long))
+    wave[0], wave[1, : len(short)] = long, short
+    with torch.no_grad():
+        both = model(AudioBatch(wave, torch.tensor([len(long), len(short)]), 16000))
+        alone = model(AudioBatch(short[None], torch.tensor([len(short)]), 16000))
+    n = alone.last.shape[1]
+    for a, b in zip(alone.layers, both.layers, strict=True):
+        torch.testing.assert_close(a[0], b[1, :n], atol=1e-5, rtol=0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from convert_helpers import layer_diffs
+from convert_helpers import assert_batch_invariant, layer_diffs, run_on_features
 from converted_checks import check_hear, linear_smoke, task_dir
 from s3prl_reference import (
     APC_CASES,
@@ -24,7 +24,6 @@ from s3prl_reference import (
 
 from echoic.checkpoint import load_dir, read_config
 from echoic.convert import ConversionError, convert, detect
-from echoic.types import AudioBatch, Features
 
 TOLERANCE = 1e-4
 FEATURES = 2e-3
@@ -86,12 +85,7 @@ def test_every_layer_matches_s3prl_on_real_clips(family, case, predictive, clips
         theirs = hidden_states(expert, wave)
         with torch.no_grad():
             features = expert.preprocessor(wave[None])  # (T, F)
-            given = Features(
-                features.T[None].contiguous(), torch.tensor([len(features)]), 0.01, 0.0
-            )
-            same = model.encoder(given)
-            batch = AudioBatch(wave[None], torch.tensor([len(wave)]), 16000)
-            ours, mine = model(batch), model.frontend(batch).values[0]
+        same, ours, mine = run_on_features(model, wave, features)
         assert len(theirs) == LAYERS[case] and theirs[0].shape == (1, len(features), 32)
         diffs = layer_diffs(same.layers, theirs)
         record_parity(case, "s3prl 0.4.18", name, diffs)
@@ -121,16 +115,7 @@ def test_the_frontend_and_dropped_weights(predictive):
 
 @pytest.mark.parametrize(("family", "case"), [("apc", "apc"), ("npc", "npc")])
 def test_an_item_in_a_padded_batch_gives_what_it_gives_alone(family, case, predictive, clips):
-    model = load_dir(predictive(family, case)[1])
-    short, long = torch.from_numpy(clips["body_percussion"]), torch.from_numpy(clips["esc50"])
-    wave = torch.zeros(2, len(long))
-    wave[0], wave[1, : len(short)] = long, short
-    with torch.no_grad():
-        both = model(AudioBatch(wave, torch.tensor([len(long), len(short)]), 16000))
-        alone = model(AudioBatch(short[None], torch.tensor([len(short)]), 16000))
-    n = alone.last.shape[1]
-    for a, b in zip(alone.layers, both.layers, strict=True):
-        torch.testing.assert_close(a[0], b[1, :n], atol=1e-5, rtol=0)
+    assert_batch_invariant(load_dir(predictive(family, case)[1]), clips)
 
 
 def test_unsupported_options_are_named(s3prl, tmp_path):

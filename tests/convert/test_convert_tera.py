@@ -15,7 +15,7 @@ import os
 
 import pytest
 import torch
-from convert_helpers import layer_diffs
+from convert_helpers import assert_batch_invariant, layer_diffs, run_on_features
 from converted_checks import check_hear, linear_smoke, task_dir
 from s3prl_reference import (
     TERA_CASES,
@@ -28,7 +28,6 @@ from s3prl_reference import (
 
 from echoic.checkpoint import load_dir, read_config
 from echoic.convert import ConversionError, UnsafePickleError, convert, detect
-from echoic.types import AudioBatch, Features
 
 TOLERANCE = 1e-4
 FEATURES = 1e-5
@@ -55,14 +54,6 @@ def tera(s3prl, tmp_path_factory):
     return get
 
 
-def run(model, wave, features):
-    """echoic on the reference's ``(T, F)`` features, on the waveform, and its own features."""
-    batch = AudioBatch(wave[None], torch.tensor([len(wave)]), 16000)
-    given = Features(features.T[None].contiguous(), torch.tensor([len(features)]), 0.01, 0.0)
-    with torch.no_grad():
-        return model.encoder(given), model(batch), model.frontend(batch).values[0]
-
-
 @pytest.mark.parametrize("case", sorted(TERA_CASES))
 def test_every_layer_matches_s3prl_on_real_clips(case, tera, clips, record_parity):
     _, out, expert = tera(case)
@@ -71,7 +62,7 @@ def test_every_layer_matches_s3prl_on_real_clips(case, tera, clips, record_parit
         wave = torch.from_numpy(clip)
         theirs = hidden_states(expert, wave)
         features = tera_features(expert, wave)
-        same, ours, mine = run(model, wave, features)
+        same, ours, mine = run_on_features(model, wave, features)
         assert len(theirs) == 4 and theirs[0].shape == (1, 1 + len(wave) // 160, 32)
         diffs, end_to_end = layer_diffs(same.layers, theirs), layer_diffs(ours.layers, theirs)
         record_parity(case, "s3prl 0.4.18", name, diffs)
@@ -99,16 +90,7 @@ def test_the_family_layout_and_provenance_come_from_the_checkpoint(tera):
 
 
 def test_an_item_in_a_padded_batch_gives_what_it_gives_alone(tera, clips):
-    model = load_dir(tera("tera")[1])
-    short, long = torch.from_numpy(clips["body_percussion"]), torch.from_numpy(clips["esc50"])
-    wave = torch.zeros(2, len(long))
-    wave[0], wave[1, : len(short)] = long, short
-    with torch.no_grad():
-        both = model(AudioBatch(wave, torch.tensor([len(long), len(short)]), 16000))
-        alone = model(AudioBatch(short[None], torch.tensor([len(short)]), 16000))
-    n = alone.last.shape[1]
-    for a, b in zip(alone.layers, both.layers, strict=True):
-        torch.testing.assert_close(a[0], b[1, :n], atol=1e-5, rtol=0)
+    assert_batch_invariant(load_dir(tera("tera")[1]), clips)
 
 
 def test_other_globals_are_refused_and_other_features_named(s3prl, tmp_path):

@@ -35,8 +35,8 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
     provenance,
     read_weights,
@@ -45,7 +45,6 @@ from echoic.convert.base import (
     write_model,
 )
 from echoic.convert.hf_ast import ast_frontend, embed_defaults, map_prefix_and_table
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.registry import register
 from echoic.encoders.ast import ast_config
 from echoic.encoders.vit import ViTConfig
@@ -133,7 +132,7 @@ def map_weights(
 
 
 @register
-class ASTCheckpoint(Converter):
+class ASTCheckpoint(CheckpointFileConverter):
     """``.pth`` state dicts of the AST and SSAST repositories → the ``ast`` / ``ssast`` ViT on
     the ``kaldi_fbank`` frontend (AST's normalisation)."""
 
@@ -143,19 +142,13 @@ class ASTCheckpoint(Converter):
         "module.v.blocks.*)"
     )
     reference = "s3prl 0.4.18 (upstream/ssast, upstream/ast: the AST / SSAST code) + timm 0.4.5"
+    file_kind = "AST / SSAST checkpoint file (.pth)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        return file is not None and MARKERS <= pickled_names(file)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return MARKERS <= names
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no AST / SSAST checkpoint file (.pth) found.")
+        file = self.checkpoint(path)
         state = strip_data_parallel(tensor_dict(read_weights(file, trust_pickle), str(file)))
         family, encoder = encoder_fields(state, str(file))
         weights, dropped = map_weights(state, encoder, str(file))

@@ -33,8 +33,8 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
     provenance,
     read_weights,
@@ -43,7 +43,7 @@ from echoic.convert.base import (
     write_model,
 )
 from echoic.convert.hf_ast import embed_defaults
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
+from echoic.convert.pickle_scan import holds_suffixes
 from echoic.convert.registry import register
 from echoic.encoders.atst_frame import atst_frame_config
 from echoic.encoders.vit import ViTConfig
@@ -162,29 +162,20 @@ def map_weights(
 
 
 @register
-class ATSTFrame(Converter):
+class ATSTFrame(CheckpointFileConverter):
     """ATST-Frame ``.ckpt`` (Lightning archives; bare encoder state dicts too) → the
     ``atst_frame`` ViT on ``centred_mel``."""
 
     name = "atst-frame"
     description = "ATST-Frame checkpoint (.ckpt Lightning archive or FrameAST state dict)"
     reference = "avex 1.4.0 (avex.models.atst_frame: FrameAST, load_model's frontend)"
+    file_kind = "ATST-Frame checkpoint file (.ckpt)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        if file is None:
-            return False
-        names = pickled_names(file)
-        return all(any(n == m or n.endswith("." + m) for n in names) for m in MARKERS)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return holds_suffixes(names, MARKERS)
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no ATST-Frame checkpoint file (.ckpt) found.")
+        file = self.checkpoint(path)
         state, dropped_parts, hyper = teacher_state(read_weights(file, trust_pickle), str(file))
         encoder = encoder_fields(state, hyper, str(file))
         weights, dropped = map_weights(state, encoder, str(file))

@@ -21,34 +21,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
-    StateReader,
+    model_state,
     provenance,
     read_weights,
-    strip_data_parallel,
-    tensor_dict,
     write_model,
 )
 from echoic.convert.hf_ast import ast_frontend, embed_defaults
 from echoic.convert.mae_vit import (
-    block_depth,
-    grid_table,
     is_m2d,
     is_timm_vit,
-    map_blocks,
-    patch_projection,
+    map_timm_vit,
+    timm_heads,
+    timm_vit_config,
 )
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.registry import register
-from echoic.encoders.mae_family import mae_family_config
 from echoic.encoders.vit import ViTConfig
 
 __all__ = ["AudioMAE", "timm_heads"]
@@ -59,67 +53,28 @@ LICENCE = "CC-BY-NC-4.0 (non-commercial; the repository's LICENSE file)"
 UNVERIFIED = "unverified against the original code (no PyPI reference); self-consistency tested"
 
 
-def timm_heads(dim: int) -> int:
-    """timm ViT heads of a width (head size 64; ViT-H/14: 16 heads of 80)."""
-    return 16 if dim == 1280 else max(dim // 64, 1)
-
-
 def encoder_fields(state: Mapping[str, torch.Tensor], where: str) -> ViTConfig:
-    """The :class:`ViTConfig` of an AudioMAE encoder state dict."""
+    """The :class:`ViTConfig` of an AudioMAE encoder state dict (its image is ``(time, freq)``;
+    a ``Conv2d`` without padding: ``patch_stride`` = patch)."""
     kernel = state["patch_embed.proj.weight"]
-    dim, patch_t, patch_f = int(kernel.shape[0]), int(kernel.shape[2]), int(kernel.shape[3])
-    rows = int(state["pos_embed"].shape[1]) - 1
-    n_freq = N_BINS // patch_f
-    if rows % n_freq:
-        raise ConversionError(
-            f"{where}: pos_embed has {rows} patch rows, which {n_freq} frequency patches of "
-            f"{patch_f} bins (of {N_BINS}) do not divide; not an AudioMAE audio model."
-        )
-    return mae_family_config(
-        "audiomae",
-        dim,
-        block_depth(state),
-        timm_heads(dim),
-        patch=(patch_f, patch_t),
-        patch_stride=(patch_f, patch_t),
-        position_grid=(n_freq, rows // n_freq),
-        mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / dim,
-        qkv_bias="blocks.0.attn.qkv.bias" in state,
-    )
+    patch = (int(kernel.shape[3]), int(kernel.shape[2]))
+    return timm_vit_config(state, "audiomae", N_BINS, True, where, patch_stride=patch)
 
 
 def map_weights(
     state: dict[str, torch.Tensor], config: ViTConfig, where: str
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Echoic ViT weights from an AudioMAE state dict, and the names dropped."""
-    src = StateReader(state, where)
-    table = src.take("pos_embed")[0]
-    n_freq = config.layout().freq_tokens
-    out = {
-        "patch_embed.proj.weight": patch_projection(
-            src.take("patch_embed.proj.weight"), True, where
-        ),
-        "patch_embed.proj.bias": src.take("patch_embed.proj.bias"),
-        "positions.table": grid_table(table[1:], n_freq, True, where),
-        "cls_token": src.take("cls_token") + table[:1],
-        "norm.weight": src.take("norm.weight"),
-        "norm.bias": src.take("norm.bias"),
-        **map_blocks(src, config.depth, config.qkv_bias),
-    }
-    src.drop(DROPPED)
-    src.finish()
-    return out, src.dropped
+    return map_timm_vit(state, config, True, DROPPED, where)
 
 
 def read_state(file: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
     """The encoder state dict of a ``{"model": …}`` checkpoint or a bare state dict."""
-    dump: Any = read_weights(file, trust_pickle)
-    inner = dump["model"] if isinstance(dump, Mapping) and "model" in dump else dump
-    return strip_data_parallel(tensor_dict(inner, str(file)))
+    return model_state(read_weights(file, trust_pickle), str(file))
 
 
 @register
-class AudioMAE(Converter):
+class AudioMAE(CheckpointFileConverter):
     """AudioMAE ``.pth`` checkpoints → the ``audiomae`` ViT on ``kaldi_fbank`` (AST's preset)."""
 
     name = "audiomae"
@@ -127,22 +82,13 @@ class AudioMAE(Converter):
         "AudioMAE checkpoint (.pth: {'model': timm ViT state dict}, as its repository saves)"
     )
     reference = "no PyPI reference: facebookresearch/AudioMAE's key layout (parity unverified)"
+    file_kind = "AudioMAE checkpoint file (.pth)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        if file is None:
-            return False
-        names = pickled_names(file)
+    def recognises(self, file: Path, names: set[str]) -> bool:
         return is_timm_vit(names) and not is_m2d(file, names)
 
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
-
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no AudioMAE checkpoint file (.pth) found.")
+        file = self.checkpoint(path)
         state = read_state(file, trust_pickle)
         if "fc_norm.weight" in state and "norm.weight" not in state:
             raise ConversionError(

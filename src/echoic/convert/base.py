@@ -25,14 +25,17 @@ import torch
 from safetensors.torch import load_file
 
 from echoic.checkpoint import EchoicModel, ModelConfig, save
+from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.safe_pickle import load_pickle
 from echoic.errors import CheckpointError
 
 __all__ = [
+    "CheckpointFileConverter",
     "ConversionError",
     "Converter",
     "StateReader",
     "fuse_qkv",
+    "model_state",
     "provenance",
     "read_weights",
     "sha256_file",
@@ -73,6 +76,34 @@ class Converter(abc.ABC):
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
         """Write the echoic model directory of ``path`` to ``out_dir``; returns ``out_dir``.
         Pickled files are read safely (:mod:`echoic.convert.safe_pickle`) unless ``trust_pickle``."""
+
+
+class CheckpointFileConverter(Converter):
+    """A format saved as one torch checkpoint file (the file itself, or a folder holding only
+    it: :func:`~echoic.convert.pickle_scan.checkpoint_file`), recognised by the names its pickle
+    holds (never run) and hashed as that one file."""
+
+    file_kind: ClassVar[str] = "checkpoint file"
+    """What the file is, for the error when ``path`` holds none (``"PaSST checkpoint file (.pt)"``)."""
+
+    @abc.abstractmethod
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        """Whether ``file``, whose pickle holds the strings ``names``, is in this format."""
+
+    def detect(self, path: Path) -> bool:
+        file = checkpoint_file(path)
+        return file is not None and self.recognises(file, pickled_names(file))
+
+    def source_files(self, path: Path) -> list[Path]:
+        file = checkpoint_file(path)
+        return [file] if file is not None else []
+
+    def checkpoint(self, path: Path) -> Path:
+        """The checkpoint file of ``path``, or a :class:`ConversionError` saying there is none."""
+        file = checkpoint_file(path)
+        if file is None:
+            raise ConversionError(f"{path}: no {self.file_kind} found.")
+        return file
 
 
 # ---------------------------------------------------------------- hashing
@@ -117,6 +148,15 @@ def tensor_dict(value: Any, where: str) -> dict[str, torch.Tensor]:
             f"{where}: expected a state dict (names → tensors); found {type(value).__name__}."
         )
     return dict(value)
+
+
+def model_state(dump: Any, where: str) -> dict[str, torch.Tensor]:
+    """The state dict of a loaded checkpoint: ``dump["model"]`` when that is a mapping (the
+    ``{"model": state dict, "optimizer", …}`` training checkpoints), else ``dump`` itself, without
+    a ``module.`` prefix (:func:`strip_data_parallel`)."""
+    if isinstance(dump, Mapping) and isinstance(dump.get("model"), Mapping):
+        dump = dump["model"]
+    return strip_data_parallel(tensor_dict(dump, where))
 
 
 def strip_data_parallel(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

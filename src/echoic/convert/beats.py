@@ -31,8 +31,8 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
     fuse_qkv,
     provenance,
@@ -42,7 +42,7 @@ from echoic.convert.base import (
     weight_norm_pair,
     write_model,
 )
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
+from echoic.convert.pickle_scan import checkpoint_file
 from echoic.convert.registry import register
 from echoic.encoders.beats import BeatsConfig
 from echoic.features.kaldi import KALDI_FBANK_PRESETS
@@ -177,7 +177,7 @@ def map_weights(
 
 
 @register
-class Beats(Converter):
+class Beats(CheckpointFileConverter):
     """unilm BEATs / OpenBEATs ``{"cfg", "model"}`` checkpoints → the ``beats`` encoder on the
     ``kaldi_fbank`` frontend (``"beats"`` preset)."""
 
@@ -185,13 +185,8 @@ class Beats(Converter):
     description = 'BEATs checkpoint (one .pt file holding {"cfg": ..., "model": state_dict})'
     reference = "espnet (espnet2.asr.encoder.beats_encoder.BeatsEncoder, unilm's BEATs code)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        return file is not None and MARKERS <= pickled_names(file)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return MARKERS <= names
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
         file = checkpoint_file(path)

@@ -32,15 +32,15 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
     provenance,
     read_weights,
     tensor_dict,
     write_model,
 )
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
+from echoic.convert.pickle_scan import holds_suffixes
 from echoic.convert.registry import register
 from echoic.encoders.byol_a import STAGES, BYOLAConfig
 
@@ -116,28 +116,19 @@ def map_weights(
 
 
 @register
-class BYOLA(Converter):
+class BYOLA(CheckpointFileConverter):
     """BYOL-A v1 ``.pth`` (AudioNTT2020 state dict) → the ``byol_a`` encoder on ``centred_mel``."""
 
     name = "byol-a"
     description = "BYOL-A v1 weights (.pth: AudioNTT2020 state dict, features.*, fc.*)"
     reference = "s3prl 0.4.18 (upstream/byol_a, from nttcslab/byol-a)"
+    file_kind = "BYOL-A weights file (.pth)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        if file is None:
-            return False
-        names = pickled_names(file)
-        return all(any(n == s or n.endswith("." + s) for n in names) for s in SUFFIXES)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return holds_suffixes(names, SUFFIXES)
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no BYOL-A weights file (.pth) found.")
+        file = self.checkpoint(path)
         where = str(file)
         loaded = read_weights(file, trust_pickle)
         if isinstance(loaded, Mapping) and "state_dict" in loaded:

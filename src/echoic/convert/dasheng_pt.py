@@ -35,8 +35,8 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
     provenance,
     read_weights,
@@ -45,7 +45,6 @@ from echoic.convert.base import (
     write_model,
 )
 from echoic.convert.hf_ast import embed_defaults
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.registry import register
 from echoic.encoders.dasheng import DASHENG_SIZES, dasheng_config
 from echoic.encoders.vit import ViTConfig
@@ -191,26 +190,20 @@ def map_weights(
 
 
 @register
-class Dasheng(Converter):
+class Dasheng(CheckpointFileConverter):
     """Dasheng ``.pt`` checkpoints (``{"model", "config"}`` or a bare encoder state dict) → the
     ``dasheng`` ViT on the ``centred_mel`` frontend."""
 
     name = "dasheng"
     description = "Dasheng checkpoint (.pt: {'model': encoder state dict, 'config': {...}})"
     reference = "dasheng 0.0.9 (Dasheng.from_pretrained)"
+    file_kind = "Dasheng checkpoint file (.pt)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        return file is not None and MARKERS <= pickled_names(file)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return MARKERS <= names
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no Dasheng checkpoint file (.pt) found.")
+        file = self.checkpoint(path)
         dump = read_weights(file, trust_pickle)
         has_parts = isinstance(dump, Mapping) and "model" in dump
         state = tensor_dict(dump["model"] if has_parts else dump, str(file))

@@ -37,10 +37,10 @@ import torch
 
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
-from echoic.convert.audiomae import UNVERIFIED, timm_heads
+from echoic.convert.audiomae import UNVERIFIED
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
     provenance,
     strip_data_parallel,
@@ -48,8 +48,14 @@ from echoic.convert.base import (
     write_model,
 )
 from echoic.convert.hf_ast import ast_frontend, embed_defaults
-from echoic.convert.mae_vit import block_depth, grid_table, map_blocks, patch_projection
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
+from echoic.convert.mae_vit import (
+    block_depth,
+    grid_table,
+    map_blocks,
+    patch_projection,
+    timm_heads,
+)
+from echoic.convert.pickle_scan import holds_suffixes
 from echoic.convert.registry import register
 from echoic.convert.safe_pickle import load_pickle
 from echoic.encoders.mae_family import mae_family_config
@@ -161,29 +167,20 @@ def map_weights(
 
 
 @register
-class EAT(Converter):
+class EAT(CheckpointFileConverter):
     """EAT fairseq checkpoints (``.pt``) → the ``eat`` ViT on ``kaldi_fbank`` (AST's preset, EAT's
     statistics)."""
 
     name = "eat"
     description = "EAT fairseq checkpoint (.pt: {'cfg', 'model': data2vec 2.0 image model, ...})"
     reference = "no PyPI reference: cwx-worst-one/EAT's key layout (parity unverified)"
+    file_kind = "EAT checkpoint file (.pt)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        if file is None:
-            return False
-        names = pickled_names(file)
-        return all(any(n == m or n.endswith("." + m) for n in names) for m in MARKERS)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return holds_suffixes(names, MARKERS)
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no EAT checkpoint file (.pt) found.")
+        file = self.checkpoint(path)
         state, cfg = read_fairseq_state(file, trust_pickle)
         encoder = encoder_fields(state, cfg if isinstance(cfg, Mapping) else {}, str(file))
         weights, dropped = map_weights(state, encoder, str(file))

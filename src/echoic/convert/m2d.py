@@ -38,29 +38,22 @@ import torch
 
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
-from echoic.convert.audiomae import UNVERIFIED, timm_heads
+from echoic.convert.audiomae import UNVERIFIED
 from echoic.convert.base import (
-    ConversionError,
-    Converter,
-    StateReader,
+    CheckpointFileConverter,
+    model_state,
     provenance,
     read_weights,
-    strip_data_parallel,
-    tensor_dict,
     write_model,
 )
 from echoic.convert.hf_ast import embed_defaults
 from echoic.convert.mae_vit import (
-    block_depth,
-    grid_table,
     is_m2d,
     is_timm_vit,
-    map_blocks,
-    patch_projection,
+    map_timm_vit,
+    timm_vit_config,
 )
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.registry import register
-from echoic.encoders.mae_family import mae_family_config
 from echoic.encoders.vit import ViTConfig
 
 __all__ = ["M2D", "m2d_frontend"]
@@ -106,9 +99,7 @@ def sample_rate_of(file: Path) -> int:
 
 def read_state(file: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
     """The backbone state dict (wrappers and prefixes removed)."""
-    dump: Any = read_weights(file, trust_pickle)
-    inner = dump["model"] if isinstance(dump, Mapping) and "model" in dump else dump
-    state = strip_data_parallel(tensor_dict(inner, str(file)))
+    state = model_state(read_weights(file, trust_pickle), str(file))
     for prefix in PREFIXES:
         if any(k.startswith(prefix + "blocks.") for k in state):
             state = {k.removeprefix(prefix): v for k, v in state.items()}
@@ -116,52 +107,19 @@ def read_state(file: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
 
 
 def encoder_fields(state: Mapping[str, torch.Tensor], where: str) -> ViTConfig:
-    """The :class:`ViTConfig` of an M2D backbone state dict."""
-    kernel = state["patch_embed.proj.weight"]
-    dim, patch_f, patch_t = int(kernel.shape[0]), int(kernel.shape[2]), int(kernel.shape[3])
-    n_freq = N_MELS // patch_f
-    rows = int(state["pos_embed"].shape[1]) - 1
-    if n_freq < 1 or rows % n_freq:
-        raise ConversionError(
-            f"{where}: pos_embed has {rows} patch rows, which {n_freq} frequency patches of "
-            f"{patch_f} bins (of {N_MELS}) do not divide; not an M2D audio model."
-        )
-    return mae_family_config(
-        "m2d",
-        dim,
-        block_depth(state),
-        timm_heads(dim),
-        patch=(patch_f, patch_t),
-        position_grid=(n_freq, rows // n_freq),
-        mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / dim,
-        qkv_bias="blocks.0.attn.qkv.bias" in state,
-    )
+    """The :class:`ViTConfig` of an M2D backbone state dict (its image is ``(freq, time)``)."""
+    return timm_vit_config(state, "m2d", N_MELS, False, where)
 
 
 def map_weights(
     state: dict[str, torch.Tensor], config: ViTConfig, where: str
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Echoic ViT weights from an M2D backbone state dict, and the names dropped."""
-    src = StateReader(state, where)
-    table = src.take("pos_embed")[0]
-    out = {
-        "patch_embed.proj.weight": patch_projection(
-            src.take("patch_embed.proj.weight"), False, where
-        ),
-        "patch_embed.proj.bias": src.take("patch_embed.proj.bias"),
-        "positions.table": grid_table(table[1:], config.layout().freq_tokens, False, where),
-        "cls_token": src.take("cls_token") + table[:1],
-        "norm.weight": src.take("norm.weight"),
-        "norm.bias": src.take("norm.bias"),
-        **map_blocks(src, config.depth, config.qkv_bias),
-    }
-    src.drop(DROPPED)
-    src.finish()
-    return out, src.dropped
+    return map_timm_vit(state, config, False, DROPPED, where)
 
 
 @register
-class M2D(Converter):
+class M2D(CheckpointFileConverter):
     """M2D ``.pth`` checkpoints → the ``m2d`` ViT on ``centred_mel`` (M2D's log-mel)."""
 
     name = "m2d"
@@ -169,22 +127,13 @@ class M2D(Converter):
         "M2D checkpoint (.pth in its m2d_… release folder: timm ViT state dict + norm_stats)"
     )
     reference = "no PyPI reference: nttcslab/m2d's key layout (parity unverified)"
+    file_kind = "M2D checkpoint file (.pth)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        if file is None:
-            return False
-        names = pickled_names(file)
+    def recognises(self, file: Path, names: set[str]) -> bool:
         return is_timm_vit(names) and is_m2d(file, names)
 
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
-
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no M2D checkpoint file (.pth) found.")
+        file = self.checkpoint(path)
         state = read_state(file, trust_pickle)
         stats = state.get("norm_stats")
         mean, std = DEFAULT_NORM_STATS if stats is None else (float(stats[0]), float(stats[1]))

@@ -14,10 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from echoic.convert.base import ConversionError, StateReader
+from echoic.encoders.mae_family import mae_family_config
+from echoic.encoders.vit import ViTConfig
 
 __all__ = [
     "BLOCK_PARTS",
@@ -26,7 +29,10 @@ __all__ = [
     "is_m2d",
     "is_timm_vit",
     "map_blocks",
+    "map_timm_vit",
     "patch_projection",
+    "timm_heads",
+    "timm_vit_config",
 ]
 
 BLOCK_PARTS = ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")
@@ -105,3 +111,66 @@ def map_blocks(
                 if part != "attn.qkv" or p == "weight" or qkv_bias:
                     out[f"blocks.{i}.{part}.{p}"] = src.take(f"{source}{i}.{part}.{p}")
     return out
+
+
+def timm_heads(dim: int) -> int:
+    """timm ViT heads of a width (head size 64; ViT-H/14: 16 heads of 80)."""
+    return 16 if dim == 1280 else max(dim // 64, 1)
+
+
+def timm_vit_config(
+    state: Mapping[str, torch.Tensor],
+    family: str,
+    n_bins: int,
+    time_first: bool,
+    where: str,
+    **fields: Any,
+) -> ViTConfig:
+    """The :class:`ViTConfig` of ``family`` (``"audiomae"``, ``"m2d"``) for a timm ViT state dict
+    over ``n_bins`` bins: sizes from its patch kernel, position table and blocks; ``fields``
+    override the rest (:func:`~echoic.encoders.mae_family.mae_family_config`)."""
+    kernel = state["patch_embed.proj.weight"]
+    dim, first, second = int(kernel.shape[0]), int(kernel.shape[2]), int(kernel.shape[3])
+    patch_t, patch_f = (first, second) if time_first else (second, first)
+    n_freq = n_bins // patch_f
+    rows = int(state["pos_embed"].shape[1]) - 1
+    if n_freq < 1 or rows % n_freq:
+        name = {"audiomae": "AudioMAE", "m2d": "M2D"}.get(family, family)
+        raise ConversionError(
+            f"{where}: pos_embed has {rows} patch rows, which {n_freq} frequency patches of "
+            f"{patch_f} bins (of {n_bins}) do not divide; not an {name} audio model."
+        )
+    return mae_family_config(
+        family,
+        dim,
+        block_depth(state),
+        timm_heads(dim),
+        patch=(patch_f, patch_t),
+        position_grid=(n_freq, rows // n_freq),
+        mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / dim,
+        qkv_bias="blocks.0.attn.qkv.bias" in state,
+        **fields,
+    )
+
+
+def map_timm_vit(
+    state: dict[str, torch.Tensor], config: ViTConfig, time_first: bool, dropped: str, where: str
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Echoic ViT weights from a timm ViT state dict (``pos_embed``'s CLS row folded into
+    ``cls_token``), and the names dropped: those matching the regular expression ``dropped``."""
+    src = StateReader(state, where)
+    table = src.take("pos_embed")[0]
+    out = {
+        "patch_embed.proj.weight": patch_projection(
+            src.take("patch_embed.proj.weight"), time_first, where
+        ),
+        "patch_embed.proj.bias": src.take("patch_embed.proj.bias"),
+        "positions.table": grid_table(table[1:], config.layout().freq_tokens, time_first, where),
+        "cls_token": src.take("cls_token") + table[:1],
+        "norm.weight": src.take("norm.weight"),
+        "norm.bias": src.take("norm.bias"),
+        **map_blocks(src, config.depth, config.qkv_bias),
+    }
+    src.drop(dropped)
+    src.finish()
+    return out, src.dropped

@@ -22,7 +22,6 @@ docs/converting.md says why HTSAT is not an echoic family yet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,14 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
+    model_state,
     provenance,
     read_weights,
-    strip_data_parallel,
-    tensor_dict,
     write_model,
 )
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.registry import register
 from echoic.encoders.cnn14 import Cnn14Config
 from echoic.features.base import build_frontend
@@ -117,33 +114,21 @@ def check_filters(src: StateReader, where: str) -> None:
 
 
 @register
-class MSClap(Converter):
+class MSClap(CheckpointFileConverter):
     """msclap ``.pth`` checkpoints (``{"model": CLAP state dict}``) → the ``cnn14`` encoder."""
 
     name = "msclap"
     description = "Microsoft CLAP checkpoint (.pth {'model': ...}); the Cnn14 audio tower (2022)"
     reference = "msclap 1.3.4 (AudioEncoder / Cnn14, torchlibrosa 0.1.0 frontend)"
+    file_kind = "msclap checkpoint file (.pth)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        if file is None:
-            return False
-        names = pickled_names(file)
+    def recognises(self, file: Path, names: set[str]) -> bool:
         audio = any(n.startswith(BASE) or n.startswith("module." + BASE) for n in names)
         return audio and any("caption_encoder." in n for n in names)
 
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
-
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no msclap checkpoint file (.pth) found.")
-        dump = read_weights(file, trust_pickle)
-        if isinstance(dump, Mapping) and isinstance(dump.get("model"), Mapping):
-            dump = dump["model"]
-        state = strip_data_parallel(tensor_dict(dump, str(file)))
+        file = self.checkpoint(path)
+        state = model_state(read_weights(file, trust_pickle), str(file))
         encoder, weights, dropped = map_weights(state, str(file))
         groups = sorted({_group(name) for name in dropped})
         model = ModelConfig(

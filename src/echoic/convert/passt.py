@@ -33,17 +33,16 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
+    model_state,
     provenance,
     read_weights,
-    strip_data_parallel,
-    tensor_dict,
     write_model,
 )
 from echoic.convert.hf_ast import embed_defaults
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
+from echoic.convert.pickle_scan import holds_suffixes
 from echoic.convert.registry import register
 from echoic.encoders.passt import passt_config
 from echoic.encoders.vit import ViTConfig
@@ -64,9 +63,7 @@ HOPS = {"stfthop100": 100, "stfthop160": 160}
 
 def unwrap(dump: Any, where: str) -> dict[str, torch.Tensor]:
     """The PaSST state dict inside a loaded checkpoint (``{"model": …}``, ``module.``, ``net.``)."""
-    if isinstance(dump, Mapping) and isinstance(dump.get("model"), Mapping):
-        dump = dump["model"]
-    state = strip_data_parallel(tensor_dict(dump, where))
+    state = model_state(dump, where)
     if "device_proxy" in state and all(k.startswith("net.") for k in state if k != "device_proxy"):
         state = {k.removeprefix("net."): v for k, v in state.items()}
     return state
@@ -152,28 +149,19 @@ def map_weights(
 
 
 @register
-class PaSST(Converter):
+class PaSST(CheckpointFileConverter):
     """PaSST ``.pt`` checkpoints (the model's state dict) → the ``passt`` ViT on ``passt_mel``."""
 
     name = "passt"
     description = "PaSST checkpoint (.pt state dict with freq/time_new_pos_embed)"
     reference = "hear21passt 0.0.26 (PaSST + AugmentMelSTFT)"
+    file_kind = "PaSST checkpoint file (.pt)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        if file is None:
-            return False
-        names = pickled_names(file)
-        return all(any(n == m or n.endswith("." + m) for n in names) for m in MARKERS)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return holds_suffixes(names, MARKERS)
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no PaSST checkpoint file (.pt) found.")
+        file = self.checkpoint(path)
         state = unwrap(read_weights(file, trust_pickle), str(file))
         encoder = encoder_fields(state, str(file))
         weights, dropped = map_weights(state, encoder, str(file))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import io
 import pickletools
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["CHECKPOINT_SUFFIXES", "checkpoint_file", "pickled_names"]
+__all__ = ["CHECKPOINT_SUFFIXES", "checkpoint_file", "holds_suffixes", "pickled_names"]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
 """File names torch checkpoints are usually saved under."""
@@ -52,6 +53,12 @@ def pickled_names(path: Path, limit: int = 1 << 16) -> set[str]:
             return _strings(handle, 4, limit)
     except Exception:  # genops raises several kinds on a malformed stream: not a checkpoint
         return set()
+
+
+def holds_suffixes(names: set[str], markers: Iterable[str]) -> bool:
+    """Whether every marker is one of ``names`` or the last dotted part(s) of one (a state dict's
+    key behind any prefix: ``"pos_embed"`` matches ``"model.teacher.encoder.pos_embed"``)."""
+    return all(any(n == m or n.endswith("." + m) for n in names) for m in markers)
 
 
 def checkpoint_file(path: Path) -> Path | None:

@@ -30,14 +30,13 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
     provenance,
     tensor_dict,
     write_model,
 )
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.registry import register
 from echoic.convert.s3prl_states import read_states, section
 from echoic.encoders.apc import APCConfig
@@ -114,19 +113,14 @@ def _model_config(states: dict[str, Any], where: str) -> tuple[dict[str, Any], d
     return audio, paras
 
 
-class _S3prlConverter(Converter):
+class _S3prlConverter(CheckpointFileConverter):
     """The shared reading of APC / NPC checkpoints; subclasses map the weights."""
 
     markers: frozenset[str] = frozenset()
     family = ""
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        return file is not None and self.markers <= pickled_names(file)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return self.markers <= names
 
     def encoder(
         self, paras: dict[str, Any], n_bins: int, state: dict[str, torch.Tensor], where: str
@@ -134,9 +128,7 @@ class _S3prlConverter(Converter):
         raise NotImplementedError
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no {self.family.upper()} checkpoint file found.")
+        file = self.checkpoint(path)
         where = str(file)
         states = read_states(file, trust_pickle)
         audio, paras = _model_config(states, where)
@@ -172,6 +164,7 @@ class APC(_S3prlConverter):
     reference = "s3prl 0.4.18 (upstream/apc)"
     markers = frozenset({"config", "model", "rnn_layers.0.weight_ih_l0"})
     family = "apc"
+    file_kind = "APC checkpoint file"
 
     def encoder(
         self, paras: dict[str, Any], n_bins: int, state: dict[str, torch.Tensor], where: str
@@ -202,12 +195,9 @@ class NPC(_S3prlConverter):
     reference = "s3prl 0.4.18 (upstream/npc)"
     markers = frozenset({"config", "model", "blocks.0.linear.weight"})
     family = "npc"
+    file_kind = "NPC checkpoint file"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        if file is None:
-            return False
-        names = pickled_names(file)
+    def recognises(self, file: Path, names: set[str]) -> bool:
         return self.markers <= names and any(n.startswith("masked_convs.") for n in names)
 
     def encoder(

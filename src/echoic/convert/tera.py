@@ -40,15 +40,14 @@ import torch
 from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
+    CheckpointFileConverter,
     ConversionError,
-    Converter,
     StateReader,
     fuse_qkv,
     provenance,
     tensor_dict,
     write_model,
 )
-from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.registry import register
 from echoic.convert.s3prl_states import read_states, section
 from echoic.encoders.tera import TeraConfig
@@ -186,7 +185,7 @@ def map_weights(
 
 
 @register
-class Tera(Converter):
+class Tera(CheckpointFileConverter):
     """s3prl TERA / Mockingjay ``states-*.ckpt`` → the ``tera`` / ``mockingjay`` encoder on the
     ``centred_mel`` frontend (their preprocessor's log-mel with per-utterance CMVN)."""
 
@@ -196,19 +195,13 @@ class Tera(Converter):
         "'Config' / 'Upstream_Config': {'transformer', 'audio', 'task'}, ...})"
     )
     reference = "s3prl 0.4.18 (upstream/mockingjay, upstream/tera)"
+    file_kind = "TERA / Mockingjay checkpoint file (.ckpt)"
 
-    def detect(self, path: Path) -> bool:
-        file = checkpoint_file(path)
-        return file is not None and MARKERS <= pickled_names(file)
-
-    def source_files(self, path: Path) -> list[Path]:
-        file = checkpoint_file(path)
-        return [file] if file is not None else []
+    def recognises(self, file: Path, names: set[str]) -> bool:
+        return MARKERS <= names
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        file = checkpoint_file(path)
-        if file is None:
-            raise ConversionError(f"{path}: no TERA / Mockingjay checkpoint file (.ckpt) found.")
+        file = self.checkpoint(path)
         where = str(file)
         states = read_states(file, trust_pickle)
         config = upstream_config(states, where)

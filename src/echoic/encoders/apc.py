@@ -23,17 +23,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from echoic.encoders.base import Encoder, EncoderSpec, TokenizedInput
-from echoic.encoders.frame_tokens import (
-    frame_output,
-    frame_padding,
-    frame_spec,
-    frame_targets,
-    frame_values,
-)
+from echoic.encoders.base import EncoderSpec
+from echoic.encoders.frame_tokens import FrameEncoder, frame_spec
 from echoic.encoders.registry import ENCODERS
 from echoic.errors import ConfigError
-from echoic.types import EncoderOutput, Features
+from echoic.types import Features
 
 __all__ = ["APCConfig", "APCEncoder"]
 
@@ -63,8 +57,11 @@ class APCConfig:
         return frame_spec(self.n_bins, self.dim, self.depth)
 
 
-class APCEncoder(Encoder):
+class APCEncoder(FrameEncoder[APCConfig]):
     """``Features (B, n_bins, T)`` → ``depth + 1`` layers of ``(B, T, D)``, one per GRU."""
+
+    family = "APC"
+    frontend = "kaldi_fbank with cmvn"
 
     def __init__(self, config: APCConfig) -> None:
         super().__init__()
@@ -72,54 +69,21 @@ class APCEncoder(Encoder):
         sizes = [config.n_bins] + [config.dim] * config.depth
         self.grus = nn.ModuleList(nn.GRU(size, config.dim, batch_first=True) for size in sizes)
 
-    @property
-    def spec(self) -> EncoderSpec:
-        return self.config.spec()
-
-    def token_padding(self, features: Features) -> torch.Tensor:
-        return frame_padding(self.spec, features, None, None, "APC")
-
-    def token_targets(self, features: Features) -> torch.Tensor:
-        """``(B, T, n_bins)``: each token's frame."""
-        return frame_targets(self.spec, self._values(features))
-
-    def add_positions(
-        self, tokens: torch.Tensor, grid: tuple[int, int], padding_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The GRUs carry order themselves: tokens unchanged."""
-        return tokens
-
-    def embed_tokens(
-        self,
-        features: Features,
-        keep_idx: torch.Tensor | None = None,
-        padding_mask: torch.Tensor | None = None,
-        add_positions: bool = True,
-    ) -> TokenizedInput:
+    def _first_layer(self, features: Features) -> torch.Tensor:
         """The first GRU's output ``(B, T, D)`` (layer 0)."""
-        pad = frame_padding(self.spec, features, keep_idx, padding_mask, "APC")
-        lengths = features.lengths.to(pad.device)
-        tokens = self._run(0, self._values(features).transpose(1, 2), lengths)
-        return TokenizedInput(tokens, pad, (1, tokens.shape[1]))
+        lengths = features.lengths.to(features.values.device)
+        return self._run(0, self._values(features).transpose(1, 2), lengths)
 
-    def forward_tokens(
-        self,
-        tokens: torch.Tensor,
-        padding_mask: torch.Tensor | None,
-        features: Features,
-        token_index: torch.Tensor | None = None,
-    ) -> EncoderOutput:
+    def _layers(
+        self, tokens: torch.Tensor, padding_mask: torch.Tensor, features: Features
+    ) -> list[torch.Tensor]:
         """The other GRUs on the first one's output."""
-        if token_index is not None:
-            raise ConfigError("the APC encoder runs full sequences (no token_index).")
-        if padding_mask is None:
-            padding_mask = self.token_padding(features)
         lengths = features.lengths.to(tokens.device)
         hidden = [tokens]
         for i in range(1, len(self.grus)):
             out = self._run(i, hidden[-1], lengths)
             hidden.append(out + hidden[-1] if self.config.residual else out)
-        return frame_output(self.spec, hidden, padding_mask, features)
+        return hidden
 
     def _run(self, i: int, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """GRU ``i`` over each item's own steps ``(B, T, ·)`` → ``(B, T, D)``, zero past them."""
@@ -129,9 +93,6 @@ class APCEncoder(Encoder):
         packed = pack_padded_sequence(x, steps, batch_first=True, enforce_sorted=False)
         out, _ = self.grus[i](packed)
         return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
-
-    def _values(self, features: Features) -> torch.Tensor:
-        return frame_values(features, self.config.n_bins, "APC", "kaldi_fbank with cmvn")
 
 
 ENCODERS.register("apc", APCConfig)

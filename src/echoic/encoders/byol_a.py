@@ -29,14 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from echoic.encoders.base import Encoder, EncoderSpec, TokenizedInput
-from echoic.encoders.frame_tokens import (
-    frame_output,
-    frame_padding,
-    frame_spec,
-    frame_targets,
-    frame_values,
-)
+from echoic.encoders.base import EncoderSpec
+from echoic.encoders.frame_tokens import FrameEncoder, frame_spec
 from echoic.encoders.registry import ENCODERS
 from echoic.errors import ConfigError
 from echoic.types import EncoderOutput, Features
@@ -71,8 +65,11 @@ class BYOLAConfig:
         return frame_spec(self.n_bins, self.dim, 1, stride=2**STAGES)
 
 
-class BYOLAEncoder(Encoder):
+class BYOLAEncoder(FrameEncoder[BYOLAConfig]):
     """``Features (B, n_bins, T)`` → 2 layers of ``(B, ⌊T / 8⌋, dim)``."""
+
+    family = "BYOL-A"
+    frontend = "centred_mel"
 
     def __init__(self, config: BYOLAConfig) -> None:
         super().__init__()
@@ -86,32 +83,8 @@ class BYOLAEncoder(Encoder):
         self.fc1 = nn.Linear(c * (config.n_bins // 2**STAGES), config.dim)
         self.fc2 = nn.Linear(config.dim, config.dim)
 
-    @property
-    def spec(self) -> EncoderSpec:
-        return self.config.spec()
-
-    def token_padding(self, features: Features) -> torch.Tensor:
-        return frame_padding(self.spec, features, None, None, "BYOL-A")
-
-    def token_targets(self, features: Features) -> torch.Tensor:
-        """``(B, N, n_bins · 8)``: the 8 frames of each token, bin-major."""
-        return frame_targets(self.spec, self._values(features))
-
-    def add_positions(
-        self, tokens: torch.Tensor, grid: tuple[int, int], padding_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The convolutions carry order themselves: tokens unchanged."""
-        return tokens
-
-    def embed_tokens(
-        self,
-        features: Features,
-        keep_idx: torch.Tensor | None = None,
-        padding_mask: torch.Tensor | None = None,
-        add_positions: bool = True,
-    ) -> TokenizedInput:
+    def _first_layer(self, features: Features) -> torch.Tensor:
         """The CNN and the first Linear + ReLU: ``(B, ⌊T / 8⌋, dim)`` (layer 0)."""
-        pad = frame_padding(self.spec, features, keep_idx, padding_mask, "BYOL-A")
         x = self._values(features)[:, None]  # (B, 1, mel, time)
         lengths = features.lengths.to(x.device)
         for conv, norm in zip(self.convs, self.norms, strict=True):
@@ -120,23 +93,13 @@ class BYOLAEncoder(Encoder):
             steps = torch.arange(x.shape[-1], device=x.device)
             x = x.masked_fill((steps[None, :] >= lengths[:, None])[:, None, None, :], 0.0)
         b, c, f, t = x.shape
-        tokens = torch.relu(self.fc1(x.permute(0, 3, 2, 1).reshape(b, t, f * c)))
-        return TokenizedInput(tokens, pad, (1, t))
+        return torch.relu(self.fc1(x.permute(0, 3, 2, 1).reshape(b, t, f * c)))
 
-    def forward_tokens(
-        self,
-        tokens: torch.Tensor,
-        padding_mask: torch.Tensor | None,
-        features: Features,
-        token_index: torch.Tensor | None = None,
-    ) -> EncoderOutput:
-        """The second Linear + ReLU: the frames (layer 1)."""
-        if token_index is not None:
-            raise ConfigError("the BYOL-A encoder runs full sequences (no token_index).")
-        if padding_mask is None:
-            padding_mask = self.token_padding(features)
-        frames = torch.relu(self.fc2(tokens))
-        return frame_output(self.spec, [tokens, frames], padding_mask, features)
+    def _layers(
+        self, tokens: torch.Tensor, padding_mask: torch.Tensor, features: Features
+    ) -> list[torch.Tensor]:
+        """Layer 0 and the second Linear + ReLU: the frames (layer 1)."""
+        return [tokens, torch.relu(self.fc2(tokens))]
 
     @staticmethod
     def embedding(output: EncoderOutput) -> torch.Tensor:
@@ -146,9 +109,6 @@ class BYOLAEncoder(Encoder):
         count = (~padded).sum(1).clamp_min(1)
         mean = frames.masked_fill(padded, 0.0).sum(1) / count
         return mean + frames.masked_fill(padded, float("-inf")).amax(1)
-
-    def _values(self, features: Features) -> torch.Tensor:
-        return frame_values(features, self.config.n_bins, "BYOL-A", "centred_mel")
 
 
 ENCODERS.register("byol_a", BYOLAConfig)

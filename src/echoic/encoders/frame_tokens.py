@@ -3,19 +3,36 @@
 These encoders read mono spectral frames ``(B, F, T)`` and give one token every ``stride`` frames
 on a ``(1, n_time)`` grid, with no summary token and no kept-token indices: their spec, their input
 check, their reconstruction targets and the :class:`~echoic.types.EncoderOutput` assembly
-(token times from the spec, the only timing source) are the same, and live here.
+(token times from the spec, the only timing source) are the same, and live here, with
+:class:`FrameEncoder`, the base class that gives them the protocol methods built from these.
 """
 
 from __future__ import annotations
 
+import abc
+from typing import ClassVar, Generic, Protocol, TypeVar
+
 import torch
 import torch.nn.functional as F
 
-from echoic.encoders.base import EncoderSpec, merge_padding, time_token_padding
+from echoic.encoders.base import (
+    Encoder,
+    EncoderSpec,
+    TokenizedInput,
+    merge_padding,
+    time_token_padding,
+)
 from echoic.errors import ConfigError
 from echoic.types import EncoderOutput, Features
 
-__all__ = ["frame_output", "frame_padding", "frame_spec", "frame_targets", "frame_values"]
+__all__ = [
+    "FrameEncoder",
+    "frame_output",
+    "frame_padding",
+    "frame_spec",
+    "frame_targets",
+    "frame_values",
+]
 
 
 def frame_spec(n_bins: int, width: int, depth: int, stride: int = 1) -> EncoderSpec:
@@ -100,3 +117,104 @@ def frame_output(
         grid=(1, n_time),
         patch_hop_s=features.hop_s * spec.stride,
     )
+
+
+class FrameConfig(Protocol):
+    """What :class:`FrameEncoder` reads of its config."""
+
+    n_bins: int
+
+    def spec(self) -> EncoderSpec: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=FrameConfig)
+
+
+class FrameEncoder(Encoder, Generic[ConfigT]):
+    """An encoder of 1-D frame tokens: its spec is its config's, its padding, targets and checked
+    input values come from the functions above, and its layers carry order themselves
+    (:meth:`add_positions` returns the tokens; an encoder with a position table overrides it).
+    Subclasses set ``self.config`` and name themselves (``family``) and the frontend they read
+    (``frontend``) for the errors."""
+
+    family: ClassVar[str]
+    frontend: ClassVar[str]
+    config: ConfigT
+
+    @property
+    def spec(self) -> EncoderSpec:
+        return self.config.spec()
+
+    def token_padding(self, features: Features) -> torch.Tensor:
+        return frame_padding(self.spec, features, None, None, self.family)
+
+    def token_targets(self, features: Features) -> torch.Tensor:
+        """``(B, N, n_bins · stride)``: the frames each token reads, bin-major."""
+        return frame_targets(self.spec, self._values(features))
+
+    def add_positions(
+        self, tokens: torch.Tensor, grid: tuple[int, int], padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The layers carry order themselves: tokens unchanged."""
+        return tokens
+
+    def _padding(
+        self,
+        features: Features,
+        keep_idx: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``(B, n_time)`` padding of ``features`` merged with ``padding_mask``
+        (:func:`frame_padding`: no kept-token indices)."""
+        return frame_padding(self.spec, features, keep_idx, padding_mask, self.family)
+
+    def embed_tokens(
+        self,
+        features: Features,
+        keep_idx: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+        add_positions: bool = True,
+    ) -> TokenizedInput:
+        """Layer 0 ``(B, n_time, D)`` (:meth:`_first_layer`), with positions unless
+        ``add_positions=False``; no kept-token indices."""
+        pad = self._padding(features, keep_idx, padding_mask)
+        tokens = self._first_layer(features)
+        grid = (1, tokens.shape[1])
+        if add_positions:
+            tokens = self.add_positions(tokens, grid, pad)
+        return TokenizedInput(tokens, pad, grid)
+
+    def forward_tokens(
+        self,
+        tokens: torch.Tensor,
+        padding_mask: torch.Tensor | None,
+        features: Features,
+        token_index: torch.Tensor | None = None,
+    ) -> EncoderOutput:
+        """Every layer (:meth:`_layers`) on layer 0's ``tokens``: whole sequences only (no
+        ``token_index``); without a ``padding_mask``, :meth:`_default_padding`."""
+        if token_index is not None:
+            raise ConfigError(f"the {self.family} encoder runs full sequences (no token_index).")
+        if padding_mask is None:
+            padding_mask = self._default_padding(tokens, features)
+        layers = self._layers(tokens, padding_mask, features)
+        return frame_output(self.spec, layers, padding_mask, features)
+
+    @abc.abstractmethod
+    def _first_layer(self, features: Features) -> torch.Tensor:
+        """Layer 0 ``(B, n_time, D)`` of ``features`` (before positions)."""
+
+    @abc.abstractmethod
+    def _layers(
+        self, tokens: torch.Tensor, padding_mask: torch.Tensor, features: Features
+    ) -> list[torch.Tensor]:
+        """Every layer ``(B, n_time, D)``, layer 0 (from ``tokens``) first."""
+
+    def _default_padding(self, tokens: torch.Tensor, features: Features) -> torch.Tensor:
+        """The padding ``forward_tokens`` takes when given none: the features' own."""
+        return self.token_padding(features)
+
+    def _values(self, features: Features) -> torch.Tensor:
+        """``(B, n_bins, T)`` checked input values, zero past each item's length
+        (:func:`frame_values`)."""
+        return frame_values(features, self.config.n_bins, self.family, self.frontend)

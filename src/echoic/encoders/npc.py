@@ -28,17 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echoic.encoders.base import Encoder, EncoderSpec, TokenizedInput
-from echoic.encoders.frame_tokens import (
-    frame_output,
-    frame_padding,
-    frame_spec,
-    frame_targets,
-    frame_values,
-)
+from echoic.encoders.base import EncoderSpec
+from echoic.encoders.frame_tokens import FrameEncoder, frame_spec
 from echoic.encoders.registry import ENCODERS
 from echoic.errors import ConfigError
-from echoic.types import EncoderOutput, Features
+from echoic.types import Features
 
 __all__ = ["ConvBlock", "MaskedConv", "NPCConfig", "NPCEncoder", "masked_taps"]
 
@@ -132,9 +126,12 @@ class MaskedConv(nn.Module):
         return torch.tanh(out.transpose(1, 2))
 
 
-class NPCEncoder(Encoder):
+class NPCEncoder(FrameEncoder[NPCConfig]):
     """``Features (B, n_bins, T)`` → ``depth + 1`` layers of ``(B, T, D)`` (see the module
     docstring for their order)."""
+
+    family = "NPC"
+    frontend = "kaldi_fbank with cmvn"
 
     def __init__(self, config: NPCConfig) -> None:
         super().__init__()
@@ -150,47 +147,14 @@ class NPCEncoder(Encoder):
             for i in range(first, config.blocks)
         )
 
-    @property
-    def spec(self) -> EncoderSpec:
-        return self.config.spec()
-
-    def token_padding(self, features: Features) -> torch.Tensor:
-        return frame_padding(self.spec, features, None, None, "NPC")
-
-    def token_targets(self, features: Features) -> torch.Tensor:
-        """``(B, T, n_bins)``: each token's frame."""
-        return frame_targets(self.spec, self._values(features))
-
-    def add_positions(
-        self, tokens: torch.Tensor, grid: tuple[int, int], padding_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The convolutions carry order themselves: tokens unchanged."""
-        return tokens
-
-    def embed_tokens(
-        self,
-        features: Features,
-        keep_idx: torch.Tensor | None = None,
-        padding_mask: torch.Tensor | None = None,
-        add_positions: bool = True,
-    ) -> TokenizedInput:
+    def _first_layer(self, features: Features) -> torch.Tensor:
         """Block 0's output ``(B, T, D)`` (layer 0), zero on padded frames."""
-        pad = frame_padding(self.spec, features, keep_idx, padding_mask, "NPC")
-        out = self._valid(self.blocks[0](self._values(features)), features)
-        return TokenizedInput(out.transpose(1, 2), pad, (1, out.shape[-1]))
+        return self._valid(self.blocks[0](self._values(features)), features).transpose(1, 2)
 
-    def forward_tokens(
-        self,
-        tokens: torch.Tensor,
-        padding_mask: torch.Tensor | None,
-        features: Features,
-        token_index: torch.Tensor | None = None,
-    ) -> EncoderOutput:
+    def _layers(
+        self, tokens: torch.Tensor, padding_mask: torch.Tensor, features: Features
+    ) -> list[torch.Tensor]:
         """Masked convolutions and the other blocks on block 0's output."""
-        if token_index is not None:
-            raise ConfigError("the NPC encoder runs full sequences (no token_index).")
-        if padding_mask is None:
-            padding_mask = self.token_padding(features)
         x = self._valid(tokens.transpose(1, 2), features)
         hidden = [tokens]
         total: torch.Tensor | None = None
@@ -205,16 +169,13 @@ class NPCEncoder(Encoder):
                 hidden.append(masked)
         assert total is not None
         hidden.append(total)
-        return frame_output(self.spec, hidden, padding_mask, features)
+        return hidden
 
     def _valid(self, x: torch.Tensor, features: Features) -> torch.Tensor:
         """``(B, D, T)`` with frames past each item's length set to 0."""
         frames = torch.arange(x.shape[-1], device=x.device)
         padded = frames[None, :] >= features.lengths.to(x.device)[:, None]
         return x.masked_fill(padded[:, None, :], 0.0)
-
-    def _values(self, features: Features) -> torch.Tensor:
-        return frame_values(features, self.config.n_bins, "NPC", "kaldi_fbank with cmvn")
 
 
 ENCODERS.register("npc", NPCConfig)

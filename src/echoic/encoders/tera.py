@@ -27,18 +27,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from echoic.encoders.base import Encoder, EncoderSpec, TokenizedInput
-from echoic.encoders.frame_tokens import (
-    frame_output,
-    frame_padding,
-    frame_spec,
-    frame_targets,
-    frame_values,
-)
+from echoic.encoders.base import EncoderSpec
+from echoic.encoders.frame_tokens import FrameEncoder, frame_spec
 from echoic.encoders.registry import ENCODERS
 from echoic.errors import ConfigError
 from echoic.layers import Block, PostNormBlock, padding_to_attn_mask
-from echoic.types import EncoderOutput, Features
+from echoic.types import Features
 
 __all__ = ["ACTIVATIONS", "TeraConfig", "TeraEncoder", "tera_positions"]
 
@@ -107,8 +101,11 @@ class TeraConfig:
         return frame_spec(self.n_bins, self.dim, self.depth)
 
 
-class TeraEncoder(Encoder):
+class TeraEncoder(FrameEncoder[TeraConfig]):
     """``Features (B, n_bins, T)`` → ``depth + 1`` layers of ``(B, T, D)``."""
+
+    family = "TERA"
+    frontend = "centred_mel with cmvn"
 
     def __init__(self, config: TeraConfig) -> None:
         super().__init__()
@@ -132,17 +129,6 @@ class TeraEncoder(Encoder):
             for _ in range(config.depth + 1 if config.pre_norm else 0)
         )
 
-    @property
-    def spec(self) -> EncoderSpec:
-        return self.config.spec()
-
-    def token_padding(self, features: Features) -> torch.Tensor:
-        return frame_padding(self.spec, features, None, None, "TERA")
-
-    def token_targets(self, features: Features) -> torch.Tensor:
-        """``(B, T, n_bins)``: each token's frame."""
-        return frame_targets(self.spec, self._values(features))
-
     def add_positions(
         self, tokens: torch.Tensor, grid: tuple[int, int], padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -150,33 +136,19 @@ class TeraEncoder(Encoder):
         table = tera_positions(tokens.shape[1], self.config.dim)
         return tokens + table.to(tokens.device, tokens.dtype)
 
-    def embed_tokens(
-        self,
-        features: Features,
-        keep_idx: torch.Tensor | None = None,
-        padding_mask: torch.Tensor | None = None,
-        add_positions: bool = True,
-    ) -> TokenizedInput:
-        """Projected frames ``(B, T, D)`` (plus positions), before the input LayerNorm."""
-        pad = frame_padding(self.spec, features, keep_idx, padding_mask, "TERA")
-        tokens = self.proj(self._values(features).transpose(1, 2))
-        grid = (1, tokens.shape[1])
-        if add_positions:
-            tokens = self.add_positions(tokens, grid, pad)
-        return TokenizedInput(tokens, pad, grid)
+    def _first_layer(self, features: Features) -> torch.Tensor:
+        """Projected frames ``(B, T, D)``, before the input LayerNorm (the tokens; layer 0 is
+        their LayerNorm, :meth:`_layers`)."""
+        return self.proj(self._values(features).transpose(1, 2))
 
-    def forward_tokens(
-        self,
-        tokens: torch.Tensor,
-        padding_mask: torch.Tensor | None,
-        features: Features,
-        token_index: torch.Tensor | None = None,
-    ) -> EncoderOutput:
+    def _default_padding(self, tokens: torch.Tensor, features: Features) -> torch.Tensor:
+        """All False: given no mask, every token attends to every other."""
+        return torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+
+    def _layers(
+        self, tokens: torch.Tensor, padding_mask: torch.Tensor, features: Features
+    ) -> list[torch.Tensor]:
         """Input LayerNorm (layer 0), then the blocks."""
-        if token_index is not None:
-            raise ConfigError("the TERA encoder runs full sequences (no token_index).")
-        if padding_mask is None:
-            padding_mask = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         mask = padding_to_attn_mask(padding_mask) if bool(padding_mask.any()) else None
         x = self.input_norm(tokens)
         hidden = [x]
@@ -185,10 +157,7 @@ class TeraEncoder(Encoder):
             hidden.append(x)
         if self.config.pre_norm:
             hidden = [norm(h) for norm, h in zip(self.output_norms, hidden, strict=True)]
-        return frame_output(self.spec, hidden, padding_mask, features)
-
-    def _values(self, features: Features) -> torch.Tensor:
-        return frame_values(features, self.config.n_bins, "TERA", "centred_mel with cmvn")
+        return hidden
 
 
 def _size(depth: int) -> TeraConfig:

@@ -336,6 +336,15 @@ def build_frontend(name: str, config: dict[str, Any] | Any | None = None) -> Fro
     return frontend_class(config)
 
 
+def check_positive(config: Any, fields: tuple[str, ...]) -> None:
+    """Raise a ConfigError naming the first of ``config``'s ``fields`` that is not > 0."""
+    for field in fields:
+        if int(getattr(config, field)) <= 0:
+            raise ConfigError(
+                f"{type(config).__name__}.{field} must be > 0; found {getattr(config, field)}."
+            )
+
+
 def check_choice(config: Any, field: str, valid: tuple[str | None, ...]) -> None:
     """Raise a ConfigError naming the nearest choice when ``config.field`` is not in ``valid``."""
     value = getattr(config, field)

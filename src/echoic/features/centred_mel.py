@@ -37,11 +37,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from echoic.errors import ConfigError
-from echoic.features.base import FRONTENDS, Frontend, check_choice
+from echoic.features.base import FRONTENDS, check_choice, check_positive
 from echoic.features.cmvn import utterance_cmvn
+from echoic.features.item_frames import ItemFrontend, reflect_items
 from echoic.types import AudioBatch, Features
 
 __all__ = ["CentredMelConfig", "CentredMelFrontend", "float32_mel_bank"]
@@ -76,11 +76,7 @@ class CentredMelConfig:
         check_choice(self, "mel_scale", ("htk", "slaney"))
         check_choice(self, "mel_norm", (None, "slaney"))
         check_choice(self, "log", ("db", "natural", "log10"))
-        for field in ("sample_rate", "n_fft", "hop_length", "n_mels"):
-            if int(getattr(self, field)) <= 0:
-                raise ConfigError(
-                    f"CentredMelConfig.{field} must be > 0; found {getattr(self, field)}."
-                )
+        check_positive(self, ("sample_rate", "n_fft", "hop_length", "n_mels"))
         if self.power <= 0 or self.log_floor <= 0 or (self.top_db is not None and self.top_db < 0):
             raise ConfigError(
                 "CentredMelConfig.power and log_floor must be > 0 and top_db >= 0 (or None); found "
@@ -127,7 +123,7 @@ def float32_mel_bank(
     return bank
 
 
-class CentredMelFrontend(Frontend):
+class CentredMelFrontend(ItemFrontend):
     """Centred log-mel: ``(B, S)`` audio → ``(B, n_mels, T)`` values, ``T = 1 + S // hop`` for
     the longest item (frame ``i`` centred on sample ``i * hop``)."""
 
@@ -154,17 +150,9 @@ class CentredMelFrontend(Frontend):
         self.register_buffer("mel_bank", bank, False)
 
     @property
-    def n_bins(self) -> int:
-        return int(self.config.n_mels)
-
-    @property
     def win_length(self) -> int:
         """``n_fft mod 2``: frames are counted by their centres (see the module docstring)."""
         return int(self.config.n_fft) % 2
-
-    @property
-    def hop_length(self) -> int:
-        return int(self.config.hop_length)
 
     @property
     def min_samples(self) -> int:
@@ -173,20 +161,8 @@ class CentredMelFrontend(Frontend):
 
     def padded_items(self, waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, max(S, n_fft / 2 + 1) + n_fft)``: each item's valid samples reflected ``n_fft / 2`` at both ends."""
-        half = self.config.n_fft // 2
-        out = waveform.new_zeros(waveform.shape[0], max(waveform.shape[1], half + 1) + 2 * half)
-        for i, n in enumerate(lengths.tolist()):
-            item = waveform[i, : int(n)]
-            if item.shape[0] <= half:
-                item = F.pad(item, (0, half + 1 - item.shape[0]))
-            padded = F.pad(item[None, None], (half, half), mode="reflect")[0, 0]
-            out[i, : padded.shape[0]] = padded
-        return out
-
-    def compute(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """``(B, S)`` (every sample valid) → ``(B, n_mels, n_frames)`` (not yet normalised)."""
-        lengths = torch.full((waveform.shape[0],), waveform.shape[1], device=waveform.device)
-        return self._log_mel(waveform, lengths, n_frames)
+        items = (waveform[i, : int(n)] for i, n in enumerate(lengths.tolist()))
+        return reflect_items(waveform, items, waveform.shape[1], self.config.n_fft // 2)
 
     def _log_mel(
         self, waveform: torch.Tensor, lengths: torch.Tensor, n_frames: int
@@ -222,12 +198,7 @@ class CentredMelFrontend(Frontend):
     def forward(self, batch: AudioBatch) -> Features:
         """``AudioBatch`` ``(B, S)`` → ``Features`` ``(B, n_mels, T)``; values past each item's
         ``1 + n // hop`` frames are 0."""
-        waveform = self.check_batch(batch)
-        if waveform.ndim != 2:
-            raise ValueError(f"{type(self).__name__} takes mono (B, S) audio.")
-        samples = batch.lengths.to(waveform.device)
-        lengths = self.num_frames(samples)
-        n_frames = int(lengths.max()) if lengths.numel() else 0
+        waveform, samples, lengths, n_frames = self._mono_frames(batch)
         values = self._log_mel(waveform, samples, n_frames)
         padded = (
             torch.arange(n_frames, device=values.device)[None, None, :] >= lengths[:, None, None]

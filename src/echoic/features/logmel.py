@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from echoic.errors import ConfigError
-from echoic.features.base import FRONTENDS, Frontend, check_choice
+from echoic.features.base import FRONTENDS, Frontend, check_choice, check_positive
 from echoic.features.interchannel import check_channels, pooling_weights
 
 WINDOWS = ("hann", "hamming", "rectangular")
@@ -66,11 +66,7 @@ class LogMelConfig:
         check_choice(self, "mel_scale", MEL_SCALES)
         check_choice(self, "mel_norm", MEL_NORMS)
         check_choice(self, "log", LOGS)
-        for field in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
-            if int(getattr(self, field)) <= 0:
-                raise ConfigError(
-                    f"LogMelConfig.{field} must be > 0; found {getattr(self, field)}."
-                )
+        check_positive(self, ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"))
         if self.win_length > self.n_fft:
             raise ConfigError(
                 f"LogMelConfig.win_length ({self.win_length}) must be <= n_fft ({self.n_fft}); "

@@ -31,10 +31,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from echoic.errors import ConfigError
-from echoic.features.base import FRONTENDS, Frontend
+from echoic.features.base import FRONTENDS, check_positive
+from echoic.features.item_frames import ItemFrontend, reflect_items
 from echoic.types import AudioBatch, Features
 
 __all__ = ["PasstMelConfig", "PasstMelFrontend", "float32_kaldi_mel_bank"]
@@ -57,11 +57,7 @@ class PasstMelConfig:
     std: float = 5.0
 
     def __post_init__(self) -> None:
-        for field in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
-            if int(getattr(self, field)) <= 0:
-                raise ConfigError(
-                    f"PasstMelConfig.{field} must be > 0; found {getattr(self, field)}."
-                )
+        check_positive(self, ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"))
         if self.win_length > self.n_fft:
             raise ConfigError(
                 f"PasstMelConfig.win_length ({self.win_length}) must be <= n_fft ({self.n_fft})."
@@ -105,7 +101,7 @@ def float32_kaldi_mel_bank(
     return torch.cat([bank, bank.new_zeros(n_mels, 1)], dim=1).T.contiguous()
 
 
-class PasstMelFrontend(Frontend):
+class PasstMelFrontend(ItemFrontend):
     """PaSST's log-mel: ``(B, S)`` audio → ``(B, n_mels, T)`` values, ``T = 1 + (S - 1) // hop``
     for the longest item."""
 
@@ -125,36 +121,15 @@ class PasstMelFrontend(Frontend):
         self.register_buffer("mel_bank", bank, False)
 
     @property
-    def n_bins(self) -> int:
-        return int(self.config.n_mels)
-
-    @property
     def win_length(self) -> int:
         """1: frames are counted as PaSST counts them (see the module docstring)."""
         return 1
 
-    @property
-    def hop_length(self) -> int:
-        return int(self.config.hop_length)
-
     def padded_items(self, waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, L)``: each item pre-emphasised, then reflected ``n_fft / 2`` at its own ends."""
-        half = self.config.n_fft // 2
-        width = max(waveform.shape[1] - 1, half + 1) + 2 * half
-        out = waveform.new_zeros(waveform.shape[0], width)
-        for i, n in enumerate(lengths.tolist()):
-            item = waveform[i, : int(n)]
-            emphasised = item[1:] - self.config.preemphasis * item[:-1]
-            if emphasised.shape[0] <= half:
-                emphasised = F.pad(emphasised, (0, half + 1 - emphasised.shape[0]))
-            padded = F.pad(emphasised[None, None], (half, half), mode="reflect")[0, 0]
-            out[i, : padded.shape[0]] = padded
-        return out
-
-    def compute(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """``(B, S)`` (every sample valid) → ``(B, n_mels, n_frames)`` (not yet normalised)."""
-        lengths = torch.full((waveform.shape[0],), waveform.shape[1], device=waveform.device)
-        return self._log_mel(waveform, lengths, n_frames)
+        items = (waveform[i, : int(n)] for i, n in enumerate(lengths.tolist()))
+        emphasised = (item[1:] - self.config.preemphasis * item[:-1] for item in items)
+        return reflect_items(waveform, emphasised, waveform.shape[1] - 1, self.config.n_fft // 2)
 
     def _log_mel(
         self, waveform: torch.Tensor, lengths: torch.Tensor, n_frames: int
@@ -180,12 +155,7 @@ class PasstMelFrontend(Frontend):
     def forward(self, batch: AudioBatch) -> Features:
         """``AudioBatch`` ``(B, S)`` → ``Features`` ``(B, n_mels, T)``; values past each item's
         ``1 + (n - 1) // hop`` frames are 0."""
-        waveform = self.check_batch(batch)
-        if waveform.ndim != 2:
-            raise ValueError(f"{type(self).__name__} takes mono (B, S) audio.")
-        samples = batch.lengths.to(waveform.device)
-        lengths = self.num_frames(samples)
-        n_frames = int(lengths.max()) if lengths.numel() else 0
+        waveform, samples, lengths, n_frames = self._mono_frames(batch)
         values = (self._log_mel(waveform, samples, n_frames) - self.config.mean) / self.config.std
         padded = torch.arange(n_frames, device=values.device)[None, :] >= lengths[:, None]
         values = values.masked_fill(padded[:, None, :], 0.0).contiguous()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from echoic.errors import ConfigError
-from echoic.features.base import FRONTENDS, Frontend
+from echoic.features.base import FRONTENDS, Frontend, check_positive
 from echoic.features.logmel import analysis_window, mel_filter_bank
 from echoic.types import AudioBatch, Features
 
@@ -63,11 +63,7 @@ class WhisperLogMelConfig:
     std: float = 4.0
 
     def __post_init__(self) -> None:
-        for field in ("sample_rate", "n_fft", "hop_length", "n_mels"):
-            if int(getattr(self, field)) <= 0:
-                raise ConfigError(
-                    f"WhisperLogMelConfig.{field} must be > 0; found {getattr(self, field)}."
-                )
+        check_positive(self, ("sample_rate", "n_fft", "hop_length", "n_mels"))
         if self.n_fft % 2:
             raise ConfigError(
                 f"WhisperLogMelConfig.n_fft must be even (frames are centred on a sample, "
