@@ -43,6 +43,7 @@ from echoic.encoders.base import (
     check_keep_idx,
     merge_padding,
 )
+from echoic.encoders.patchout import PatchoutConfig, kept_index, patchout_dropped
 from echoic.encoders.registry import ENCODERS, build_encoder
 from echoic.errors import ConfigError
 from echoic.features.base import check_choice
@@ -88,6 +89,8 @@ class ViTConfig:
     post_norm: post-LN blocks (``x = LN(x + attn(x))``, ``x = LN(x + mlp(x))``:
         :class:`~echoic.layers.PostNormBlock`) with ``norm`` applied to the tokens (summary tokens
         included) before the first block instead of after the last: data2vec 2.0's layout, EAT's.
+    patchout: PaSST's training-time token dropping, ``{time: n, freq: n, random: p}``
+        (:mod:`echoic.encoders.patchout`); None (default) or all zero: off.
     """
 
     dim: int
@@ -110,9 +113,12 @@ class ViTConfig:
     dist_token: bool = False
     input_norm: bool = False
     post_norm: bool = False
+    patchout: PatchoutConfig | None = None
 
     def __post_init__(self) -> None:
         self.patch = (int(self.patch[0]), int(self.patch[1]))
+        if isinstance(self.patchout, dict):
+            self.patchout = PatchoutConfig(**self.patchout)
         if self.patch_stride is not None:
             self.patch_stride = (int(self.patch_stride[0]), int(self.patch_stride[1]))
         if self.position_grid is not None:
@@ -331,6 +337,28 @@ class ViTEncoder(Encoder):
         return tokens + self.position_embedding(grid, tokens.device, steps).to(tokens.dtype)
 
     # ----------------------------------------------------------------- pieces
+    def _patchout(self, features: Features) -> torch.Tensor | None:
+        """``(N,)`` bool, the tokens patchout drops from this batch (training only), or None."""
+        if not self.training or self._config.patchout is None:
+            return None
+        grid = self.grid(features.n_frames)
+        return patchout_dropped(self._config.patchout, self.layout, grid, features.values.device)
+
+    def forward(
+        self,
+        features: Features,
+        keep_idx: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+    ) -> EncoderOutput:
+        """The protocol's forward; in training with ``patchout`` and no ``keep_idx``, only the
+        tokens that survive patchout enter the blocks (the output is that subset)."""
+        dropped = self._patchout(features) if keep_idx is None else None
+        if dropped is None:
+            return super().forward(features, keep_idx, padding_mask)
+        keep_idx = kept_index(dropped, features.values.shape[0])
+        tokens, pad, _ = self._embed(features, keep_idx, padding_mask, True)
+        return self.forward_tokens(tokens, pad, features, token_index=keep_idx)
+
     def embed_tokens(
         self,
         features: Features,
@@ -343,8 +371,22 @@ class ViTEncoder(Encoder):
         Returns ``tokens (B, N, D)`` (``(B, K, D)`` with ``keep_idx``), with positions added unless
         ``add_positions=False``; ``padding_mask (B, N | K)`` bool, True on padding; and the full
         ``grid``. ``padding_mask`` in: optional ``(B, N)`` extra tokens to treat as padding, OR-ed
-        with the mask derived from ``features.lengths``.
+        with the mask derived from ``features.lengths``. In training with ``patchout``, the
+        dropped tokens are marked as padding too (:mod:`echoic.encoders.patchout`).
         """
+        dropped = self._patchout(features)
+        if dropped is not None:
+            batch = features.values.shape[0]
+            padding_mask = merge_padding(dropped[None].expand(batch, -1), padding_mask)
+        return self._embed(features, keep_idx, padding_mask, add_positions)
+
+    def _embed(
+        self,
+        features: Features,
+        keep_idx: torch.Tensor | None,
+        padding_mask: torch.Tensor | None,
+        add_positions: bool,
+    ) -> TokenizedInput:
         values = self._input(features.values)
         n_frames = values.shape[-1]
         if n_frames < 1:
