@@ -41,19 +41,37 @@ def test_every_recipe_is_valid(recipe: Path) -> None:
         assert config.model.name == recipe.stem
         from_dict(EmbedConfig, config.model.embed)  # the recommended embedding settings parse
     else:
-        # <method>_<size> trains vit_<size> or the method's own encoder family at that size
-        # (byol_a_test: byol_a_test; byol_a_tiny: byol_a); <method>_<encoder> (e.g. eat_wav_test)
-        # that encoder
+        # <method>_<size> trains vit_<size>, wav_<size> (waveform methods: data2vec2, wavjepa) or
+        # the method's own encoder family at that size (byol_a_test: byol_a_test; byol_a_tiny:
+        # byol_a); <method>_<encoder> (e.g. eat_wav_test) that encoder
         method = config.objective.name
         stem = recipe.stem.removesuffix("_fsdp")  # eat_base_fsdp: eat_base on FSDP + bf16
+        if config.stages:  # <method>_iter[_<size>]: an iteration recipe (default size: tiny)
+            stem = stem.replace("_iter", "", 1)
+            stem = stem if stem != method else f"{method}_tiny"
+            check_stages(config)
         assert stem.startswith(method + "_")
         rest = stem[len(method) + 1 :]
         if rest in ENCODERS:
             assert config.model.encoder == rest
         else:
             own = {f"{method}_{rest}", method} if rest != "test" else {f"{method}_{rest}"}
-            assert config.model.encoder in {"vit_" + rest} | (own & set(ENCODERS.names()))
+            sized = {"vit_" + rest, "wav_" + rest}
+            assert config.model.encoder in sized | (own & set(ENCODERS.names()))
     assert isinstance(config.optim.lr, float)
+
+
+def check_stages(config: PretrainConfig) -> None:
+    """Every stage of an iteration recipe resolves to a valid run or tokenizer fit."""
+    from echoic.tokenizers import TOKENIZERS
+    from echoic.train.stages import stage_configs
+
+    for stage in stage_configs(config).values():
+        if isinstance(stage, PretrainConfig):
+            objective_class = OBJECTIVES.get(stage.objective.name)
+            from_dict(objective_class.config_class, stage.objective.config)
+        else:
+            from_dict(TOKENIZERS.get(stage.name).config_class, stage.config)
 
 
 def test_overrides_parse_values_as_yaml() -> None:

@@ -13,6 +13,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 import echoic.train.module as module_mod
+from echoic.encoders import encoder_config
+from echoic.errors import ConfigError
 from echoic.objectives import OBJECTIVES
 from echoic.train.config import load_config
 from echoic.train.run import pretrain
@@ -24,6 +26,11 @@ TINY = {
     "ssast": {},
     "m2d": {"predictor_dim": 32, "predictor_depth": 1, "predictor_heads": 2, "ema_decay": 0.9},
     "byol_a": {"projector_hidden": 64, "projector_dim": 32},
+    "data2vec2": {"clone_batch": 3, "decoder_dim": 32, "decoder_layers": 1, "ema_decay": 0.9},
+    "wavjepa": {"predictor_dim": 32, "predictor_depth": 1, "predictor_heads": 2, "ema_decay": 0.9},
+    "asit": {"head_hidden": 32, "head_bottleneck": 16, "out_dim": 64, "local_crops": 1},
+    "beats": {"predictor_dim": 32, "predictor_depth": 1, "predictor_heads": 2, "codebook_size": 64},
+    "hubert": {"final_dim": 32},
 }
 """Small heads per objective; an objective not listed runs with its defaults."""
 
@@ -51,11 +58,21 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def encoder_args(objective: str) -> list[str]:
+    """``vit_test`` on Kaldi fbank, or ``wav_test`` on the waveform for the methods that refuse
+    spectrogram patches (data2vec2, wavjepa)."""
+    try:
+        OBJECTIVES.get(objective).check_encoder(encoder_config("vit_test").spec())
+    except ConfigError:
+        return ["--model.encoder=wav_test", "--model.frontend=waveform"]
+    return ["--model.encoder=vit_test"]
+
+
 def recipe(audio: Path, out: Path, objective: str) -> list[str]:
     config = json.dumps(TINY.get(objective, {}))
     return [
         f"--output_dir={out}",
-        "--model.encoder=vit_test",
+        *encoder_args(objective),
         f"--objective.name={objective}",
         f"--objective.config={config}",
         f"--data.train=[{audio}]",

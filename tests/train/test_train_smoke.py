@@ -33,11 +33,17 @@ RECIPE_NAMES = [
     "mae_test",
     "eat_test",
     "ssast_test",
+    "ssamba_test",
     "mae_wav_test",
     "eat_wav_test",
     "m2d_test",
     "byol_a_test",
     "tera_test",
+    "data2vec2_test",
+    "wavjepa_test",
+    "asit_test",
+    "beats_test",
+    "hubert_test",
 ]
 
 

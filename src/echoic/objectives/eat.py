@@ -24,7 +24,7 @@ of the squared error (data2vec scales by ``1/sqrt(D)`` and sums the utterance lo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ from torch import nn
 
 from echoic.encoders.base import Encoder, EncoderSpec
 from echoic.errors import ConfigError
-from echoic.masking import build_masker
+from echoic.masking import MaskSample, build_masker
 from echoic.objectives.base import (
     Objective,
     annealed_decay,
@@ -46,12 +46,15 @@ from echoic.objectives.base import (
 )
 from echoic.types import Features, ObjectiveOutput, TrainBatch
 
-__all__ = ["ConvDecoder2d", "EATConfig", "EATObjective", "layer_targets"]
+__all__ = ["ConvDecoder2d", "EATConfig", "EATObjective", "clone_rows", "layer_targets"]
 
 
 @dataclass
 class EATConfig:
     """Settings of :class:`EATObjective` (EAT AudioSet-2M defaults)."""
+
+    method: ClassVar[str] = "eat"
+    """The objective these settings belong to (error messages)."""
 
     clone_batch: int = 16
     mask: str = "inverse_block"
@@ -74,15 +77,17 @@ class EATConfig:
     utterance_loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        name = self.method
         if self.clone_batch < 1:
-            raise ConfigError(f"eat.clone_batch must be >= 1; found {self.clone_batch}.")
+            raise ConfigError(f"{name}.clone_batch must be >= 1; found {self.clone_batch}.")
         if self.decoder_kernel % 2 == 0:
             raise ConfigError(
-                f"eat.decoder_kernel must be odd (same-size convolution); found {self.decoder_kernel}."
+                f"{name}.decoder_kernel must be odd (same-size convolution); found "
+                f"{self.decoder_kernel}."
             )
         if not 0.0 <= self.ema_decay <= self.ema_end_decay <= 1.0:
             raise ConfigError(
-                f"eat needs 0 <= ema_decay <= ema_end_decay <= 1; found {self.ema_decay}, "
+                f"{name} needs 0 <= ema_decay <= ema_end_decay <= 1; found {self.ema_decay}, "
                 f"{self.ema_end_decay}."
             )
 
@@ -92,17 +97,23 @@ class ConvDecoder2d(nn.Module):
 
     Each block is ``Conv2d(kernel, groups) → LayerNorm over channels (no affine) → GELU`` with a
     residual connection wherever the width is unchanged; a final linear maps back to ``dim``.
+    ``kernel`` is square (an int) or ``(freq, time)``: ``(1, k)`` is data2vec 2.0's 1-D audio
+    decoder on a ``(1, n_time)`` grid.
     """
 
-    def __init__(self, dim: int, width: int, layers: int, kernel: int, groups: int) -> None:
+    def __init__(
+        self, dim: int, width: int, layers: int, kernel: int | tuple[int, int], groups: int
+    ) -> None:
         super().__init__()
         if dim % groups or width % groups:
             raise ConfigError(
                 f"decoder groups={groups} must divide the encoder width {dim} and the decoder "
                 f"width {width}; choose a common divisor."
             )
+        size = (kernel, kernel) if isinstance(kernel, int) else kernel
+        padding = (size[0] // 2, size[1] // 2)
         self.convs = nn.ModuleList(
-            nn.Conv2d(dim if i == 0 else width, width, kernel, padding=kernel // 2, groups=groups)
+            nn.Conv2d(dim if i == 0 else width, width, size, padding=padding, groups=groups)
             for i in range(layers)
         )
         self.proj = nn.Linear(width, dim)
@@ -162,16 +173,20 @@ class EATObjective(Objective):
     def __init__(self, encoder: Encoder, config: EATConfig) -> None:
         super().__init__(encoder, config)
         self.masker = build_masker(config.mask, mask_ratio=config.mask_ratio, **config.mask_options)
-        self.ema = frozen_copy(encoder)
+        self.ema = cast(Encoder, frozen_copy(encoder))
         self.decoder = ConvDecoder2d(
             encoder.spec.width,
             config.decoder_dim,
             config.decoder_layers,
-            config.decoder_kernel,
+            self.decoder_kernel_size(config.decoder_kernel),
             config.decoder_groups,
         )
         self.num_updates: torch.Tensor
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
+
+    def decoder_kernel_size(self, kernel: int) -> tuple[int, int]:
+        """``(freq, time)`` kernel of the decoder's convolutions: square on EAT's 2-D grid."""
+        return (kernel, kernel)
 
     def teacher(self) -> nn.Module:
         return self.ema
@@ -202,28 +217,32 @@ class EATObjective(Objective):
     def forward(self, batch_in: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
         """Every item is a clip; the student runs on ``B * clone_batch`` masked copies."""
         features = batch_in.features
-        values = features.values
-        device = values.device
-        batch = values.shape[0]
-        clones = self.config.clone_batch
-        grid = self.encoder.grid(features.n_frames)
-        n_tokens = grid[0] * grid[1]
         target = self.targets(features)  # (B, N, D)
-        utterance_target = target.mean(dim=1)  # (B, D)
+        student_in = clone_rows(features, self.config.clone_batch)
+        grid = self.encoder.grid(features.n_frames)
+        sample = self.masker(student_in.values.shape[0], grid, generator)
+        out = self.encoder(student_in, keep_idx=sample.keep_idx.to(features.values.device))
+        return self.regress(out.last, out.cls_layers, target, sample, student_in, grid, generator)
 
-        student_in = Features(
-            values=values.repeat_interleave(clones, dim=0),
-            lengths=features.lengths.repeat_interleave(clones, dim=0),
-            hop_s=features.hop_s,
-            first_centre_s=features.first_centre_s,
-        )
-        rows = batch * clones
-        sample = self.masker(rows, grid, generator)
+    def regress(
+        self,
+        visible: torch.Tensor,
+        cls_layers: list[torch.Tensor] | None,
+        target: torch.Tensor,
+        sample: MaskSample,
+        student_in: Features,
+        grid: tuple[int, int],
+        generator: torch.Generator,
+    ) -> ObjectiveOutput:
+        """Decoder and losses: ``visible (rows, K, D)`` student outputs of the kept tokens of the
+        ``rows = B * clone_batch`` clones (clip-major), ``target (B, N, D)``, the clones' masks."""
+        device = visible.device
+        rows, _, dim = visible.shape
+        batch = target.shape[0]
+        clones = rows // batch
+        n_tokens = grid[0] * grid[1]
         keep_idx = sample.keep_idx.to(device)
         masked_idx = sample.masked_idx.to(device)
-        out = self.encoder(student_in, keep_idx=keep_idx)
-        visible = out.last  # (rows, K, D)
-        dim = visible.shape[-1]
         noise = torch.randn(
             (rows, n_tokens, dim), generator=device_generator(generator, device), device=device
         )
@@ -237,17 +256,29 @@ class EATObjective(Objective):
         padding = token_padding(student_in, self.encoder)
         valid = ~torch.gather(padding, 1, masked_idx)
         frame = masked_mean(((pred_masked.float() - target_masked) ** 2).mean(dim=-1), valid)
-        assert out.cls_layers is not None
-        cls = out.cls_layers[-1].float()  # (rows, D), after the final LayerNorm
-        utterance = ((cls - utterance_target[clip]) ** 2).mean()
         c = self.config
-        loss = c.frame_loss_weight * frame + c.utterance_loss_weight * utterance
-        return ObjectiveOutput(
-            loss=loss,
-            logs={
-                "frame_loss": float(frame.detach()),
-                "utterance_loss": float(utterance.detach()),
-                "target_std": float(target.std(dim=0).mean()) if batch > 1 else 0.0,
-                "masked_fraction": sample.n_masked / n_tokens,
-            },
-        )
+        loss = c.frame_loss_weight * frame
+        logs = {"frame_loss": float(frame.detach())}
+        if c.utterance_loss_weight > 0:  # EAT; data2vec 2.0 has no utterance loss
+            if cls_layers is None:
+                raise ConfigError(
+                    f"{self.name}.utterance_loss_weight > 0 needs an encoder with a CLS token; "
+                    "set cls_token=True or utterance_loss_weight=0."
+                )
+            cls = cls_layers[-1].float()  # (rows, D), after the final LayerNorm
+            utterance = ((cls - target.mean(dim=1)[clip]) ** 2).mean()
+            loss = loss + c.utterance_loss_weight * utterance
+            logs["utterance_loss"] = float(utterance.detach())
+        logs["target_std"] = float(target.std(dim=0).mean()) if batch > 1 else 0.0
+        logs["masked_fraction"] = sample.n_masked / n_tokens
+        return ObjectiveOutput(loss=loss, logs=logs)
+
+
+def clone_rows(features: Features, clones: int) -> Features:
+    """``features`` with every item repeated ``clones`` times, clip-major (EAT's clone batch)."""
+    return Features(
+        values=features.values.repeat_interleave(clones, dim=0),
+        lengths=features.lengths.repeat_interleave(clones, dim=0),
+        hop_s=features.hop_s,
+        first_centre_s=features.first_centre_s,
+    )
