@@ -43,13 +43,21 @@ def test_default_is_pre_ln_and_layer_scale_is_refused_with_post_norm():
 
 @pytest.mark.parametrize("family", ["eat_test", "audiomae_test", "m2d_test"])
 def test_every_objective_trains_the_mae_family_layouts(family):
-    """A converted EAT (post-LN), AudioMAE or M2D trains further like an echoic ViT."""
+    """A converted EAT (post-LN), AudioMAE or M2D trains further like an echoic ViT, by every
+    objective that accepts its spec; the spectrogram-patch methods all do (the 1-D frame methods,
+    e.g. data2vec2 / wavjepa / hubert, refuse 2-D patches up front)."""
     from echoic.objectives import OBJECTIVES, build_objective
     from echoic.types import TrainBatch
 
+    refused: dict[str, str] = {}
     for name in OBJECTIVES.names():
         torch.manual_seed(0)
         encoder = build_encoder(family)
+        try:
+            OBJECTIVES.get(name).check_encoder(encoder.spec)
+        except ConfigError as err:
+            refused[name] = str(err)
+            continue
         objective = build_objective(name, encoder).train()
         values = torch.randn(
             2, encoder.spec.n_bins, 128, generator=torch.Generator().manual_seed(0)
@@ -57,3 +65,4 @@ def test_every_objective_trains_the_mae_family_layouts(family):
         batch = TrainBatch.of(Features(values, torch.tensor([128, 100]), 0.01, 0.0125))
         objective(batch, torch.Generator().manual_seed(0)).loss.backward()
         assert all(p.grad is not None for p in encoder.parameters()), (family, name)
+    assert not {"mae", "ssast", "eat", "m2d", "asit"} & refused.keys(), refused
