@@ -4,7 +4,9 @@ A model directory is self-describing: ``config.json`` holds the format version, 
 the encoder name + full config, the frontend name + full config (normalisation stats included), the
 objective, step and data hash of training, and provenance / licence. ``load`` accepts a directory or
 a registered echoic model name (the card registry, :mod:`echoic.cards`, holds every name); weights
-are read with safetensors only (no pickle).
+are read with safetensors only (no pickle). The torch-free part of the format (file names,
+:class:`ModelConfig`, :func:`read_config`, :func:`atomic_write`) lives in :mod:`echoic.model_format`
+and is re-exported here.
 """
 
 from __future__ import annotations
@@ -12,50 +14,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from echoic.config import from_dict, to_dict
+from echoic.config import to_dict
 from echoic.encoders import build_encoder
 from echoic.encoders.base import Encoder, EncoderSpec, TokenGeometry, token_geometry
 from echoic.errors import CheckpointError
 from echoic.features.base import Frontend, build_frontend
+from echoic.model_format import BUNDLED_DEFAULT as BUNDLED_DEFAULT
+from echoic.model_format import BUNDLED_DIR as BUNDLED_DIR
+from echoic.model_format import CONFIG_FILE as CONFIG_FILE
+from echoic.model_format import DEFAULT_MODEL as DEFAULT_MODEL
+from echoic.model_format import FORMAT_VERSION as FORMAT_VERSION
+from echoic.model_format import WEIGHTS_FILE as WEIGHTS_FILE
+from echoic.model_format import ModelConfig as ModelConfig
+from echoic.model_format import atomic_write as atomic_write
+from echoic.model_format import read_config as read_config
 from echoic.registry import unknown_name_message
 from echoic.types import AudioBatch, EncoderOutput
-
-FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-DEFAULT_MODEL = "echoic-default"
-BUNDLED_DEFAULT = "echoic-tiny"  # what echoic-default loads when it is bundled
-BUNDLED_DIR = Path(__file__).resolve().parent / "models"
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a model (weights aside)."""
-
-    encoder: str = "vit_tiny"
-    encoder_config: dict[str, Any] = field(default_factory=dict)
-    frontend: str = "kaldi_fbank"
-    frontend_config: dict[str, Any] = field(default_factory=dict)
-    name: str = ""
-    untrained: bool = False
-    objective: str | None = None
-    step: int = 0
-    data_hash: str | None = None
-    licence: str = ""
-    provenance: dict[str, Any] = field(default_factory=dict)
-    embed: dict[str, Any] = field(default_factory=dict)
-    """The model's recommended :class:`~echoic.embed.embedder.EmbedConfig` fields (e.g.
-    ``{"layer": "mean", "freq_pool": "concat"}``); an Embedder starts from these, and explicit
-    settings override them."""
 
 
 def check_pairing(
@@ -149,24 +129,6 @@ def load(path_or_name: str | os.PathLike[str] = DEFAULT_MODEL) -> EchoicModel:
     return model
 
 
-def read_config(path: str | os.PathLike[str]) -> ModelConfig:
-    """The :class:`ModelConfig` of a model directory, checking the format version."""
-    cfg_path = Path(path) / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise CheckpointError(
-            f"{path}: expected a model directory with {CONFIG_FILE}; found none. "
-            "Save models with echoic.save(model, dir)."
-        )
-    raw = json.loads(cfg_path.read_text())
-    version = raw.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{cfg_path}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
-            "upgrade echoic or re-export the model."
-        )
-    return from_dict(ModelConfig, raw.get("model"), where=str(cfg_path))
-
-
 def load_dir(path: str | os.PathLike[str]) -> EchoicModel:
     path = Path(path)
     config = read_config(path)
@@ -220,15 +182,3 @@ def save(model: EchoicModel, directory: str | os.PathLike[str], **updates: Any) 
         lambda p: Path(p).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"),
     )
     return directory
-
-
-def atomic_write(target: Path, write: Callable[[str], object]) -> None:
-    """Run ``write(tmp_path)`` then rename onto ``target``: readers never see a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

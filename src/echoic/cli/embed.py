@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from echoic.embed.base import EmbeddingModel
 
-from echoic.checkpoint import DEFAULT_MODEL
+from echoic.model_format import DEFAULT_MODEL
 
 
 def parse_layer(text: str) -> int | str | tuple[float, ...]:

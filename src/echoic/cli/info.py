@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from echoic.checkpoint import DEFAULT_MODEL
+from echoic.model_format import DEFAULT_MODEL
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -22,8 +22,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from echoic.checkpoint import DEFAULT_MODEL
 from echoic.cli.embed import parse_layer
+from echoic.model_format import DEFAULT_MODEL
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
