@@ -107,11 +107,12 @@ def test_explorer_in_headless_chromium(browser, server, collection: Collection, 
     assert len(shown) == info["k"] == 5
     labels = [h["label"] for h in expected]
     assert labels[0] == rows[clicked]["label"]
-    # the query's <audio>: its source answers 200 with WAV bytes, and the browser decoded it
+    # the query's <audio>: its source answers 200 with WAV bytes (no-store: a cached partial
+    # entry of the element's own range request would answer 206), and the browser decoded it
     src = browser.find_element(By.CSS_SELECTOR, "#query audio").get_attribute("src")
     fetched = browser.execute_async_script(
         """const done = arguments[arguments.length - 1];
-        fetch(arguments[0]).then(async (r) => {
+        fetch(arguments[0], {cache: 'no-store'}).then(async (r) => {
           const bytes = new Uint8Array(await r.arrayBuffer());
           done({status: r.status, type: r.headers.get('content-type'), length: bytes.length,
                 head: String.fromCharCode(...bytes.slice(0, 4))});

@@ -33,7 +33,7 @@ RECIPE_NAMES = [
     "mae_test",
     "eat_test",
     "ssast_test",
-    "ssamba_test",
+    "ssast_ssamba_test",
     "mae_wav_test",
     "eat_wav_test",
     "m2d_test",

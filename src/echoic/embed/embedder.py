@@ -67,6 +67,7 @@ _LATER_MODEL_FIELDS = (
     ("encoder_config", "dist_token", False),
     ("encoder_config", "input_norm", False),
     ("encoder_config", "post_norm", False),
+    ("encoder_config", "patchout", None),  # train-time token dropping (issue 20): inert here
     # frontend options of the s3prl conversions (per-utterance CMVN, BYOL-A / TERA log-mel)
     ("frontend_config", "cmvn", False),
     ("frontend_config", "cmvn_eps", 1e-10),
