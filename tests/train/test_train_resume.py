@@ -31,6 +31,8 @@ TINY = {
     "asit": {"head_hidden": 32, "head_bottleneck": 16, "out_dim": 64, "local_crops": 1},
     "beats": {"predictor_dim": 32, "predictor_depth": 1, "predictor_heads": 2, "codebook_size": 64},
     "hubert": {"final_dim": 32},
+    "spear": {"n_codebooks": 2, "codebook_size": 16},
+    "unfused": {"codebook_size": 16},
 }
 """Small heads per objective; an objective not listed runs with its defaults."""
 

@@ -44,6 +44,8 @@ RECIPE_NAMES = [
     "asit_test",
     "beats_test",
     "hubert_test",
+    "spear_test",
+    "unfused_test",
 ]
 
 
