@@ -52,9 +52,8 @@ from echoic.encoders.base import Encoder, EncoderSpec
 from echoic.errors import ConfigError
 from echoic.masking.base import arrival_priority, rank_select
 from echoic.objectives.base import (
+    AnnealedEmaTeacher,
     Objective,
-    annealed_decay,
-    ema_update,
     frozen_copy,
     masked_mean,
     register,
@@ -171,7 +170,7 @@ def distill(
 
 
 @register("asit")
-class ASiTObjective(Objective):
+class ASiTObjective(AnnealedEmaTeacher, Objective):
     """GMML-corrupted global views + clean local crops; EMA teacher on the clean global views."""
 
     config_class = ASiTConfig
@@ -217,24 +216,15 @@ class ASiTObjective(Objective):
             {"encoder": self.encoder, "cls_head": self.cls_head, "patch_head": self.patch_head}
         )
 
-    def teacher(self) -> nn.Module:
-        return self.ema
-
-    def current_decay(self) -> float:
-        c = self.config
-        return annealed_decay(
-            c.ema_decay, c.ema_end_decay, int(self.num_updates), c.ema_anneal_end_step
-        )
+    def ema_source(self) -> nn.Module:
+        return self._online()
 
     @torch.no_grad()
     def after_optimizer_step(self) -> dict[str, float]:
-        decay = self.current_decay()
-        ema_update(self.ema, self._online(), decay)
         m = self.config.center_momentum if int(self.num_updates) > 0 else 0.0
         self.cls_center.mul_(m).add_(self.cls_pending, alpha=1 - m)
         self.patch_center.mul_(m).add_(self.patch_pending, alpha=1 - m)
-        self.num_updates += 1
-        return {"ema_decay": decay}
+        return super().after_optimizer_step()  # the EMA step, then num_updates += 1
 
     def corrupt(
         self, features: Features, generator: torch.Generator

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ from echoic.types import Features, ObjectiveOutput, TrainBatch
 
 __all__ = [
     "OBJECTIVES",
+    "AnnealedEmaTeacher",
     "Objective",
     "annealed_decay",
     "build_objective",
@@ -189,3 +190,35 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     torch._foreach_lerp_(t_params, s_params, 1.0 - decay)
     for tb, sb in zip(teacher.buffers(), student.buffers(), strict=True):
         tb.copy_(sb)
+
+
+class AnnealedEmaTeacher:
+    """Mixin (``class X(AnnealedEmaTeacher, Objective)``) for an EMA teacher ``self.ema`` of
+    :meth:`ema_source` whose decay anneals from ``config.ema_decay`` to ``config.ema_end_decay``
+    over ``config.ema_anneal_end_step`` updates, counted by the buffer ``self.num_updates``
+    (EAT / data2vec 2.0, M2D, WavJEPA, ASiT). The subclass builds both in ``__init__``."""
+
+    ema: Any  # the subclass's teacher (an Encoder, or a ModuleDict of encoder + heads)
+    encoder: Encoder
+    config: Any
+    num_updates: torch.Tensor
+
+    def ema_source(self) -> nn.Module:
+        """The online module the teacher follows (default: the student encoder)."""
+        return self.encoder
+
+    def teacher(self) -> nn.Module:
+        return cast(nn.Module, self.ema)
+
+    def current_decay(self) -> float:
+        c = self.config
+        return annealed_decay(
+            c.ema_decay, c.ema_end_decay, int(self.num_updates), c.ema_anneal_end_step
+        )
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> dict[str, float]:
+        decay = self.current_decay()
+        ema_update(self.ema, self.ema_source(), decay)
+        self.num_updates += 1
+        return {"ema_decay": decay}

@@ -34,10 +34,9 @@ from echoic.encoders.base import Encoder, EncoderSpec
 from echoic.errors import ConfigError
 from echoic.masking import MaskSample, build_masker
 from echoic.objectives.base import (
+    AnnealedEmaTeacher,
     Objective,
-    annealed_decay,
     device_generator,
-    ema_update,
     frozen_copy,
     masked_mean,
     register,
@@ -157,7 +156,7 @@ def layer_targets(
 
 
 @register("eat")
-class EATObjective(Objective):
+class EATObjective(AnnealedEmaTeacher, Objective):
     """EMA teacher on the full clip once; ``clone_batch`` masked students regress its targets."""
 
     config_class = EATConfig
@@ -187,22 +186,6 @@ class EATObjective(Objective):
     def decoder_kernel_size(self, kernel: int) -> tuple[int, int]:
         """``(freq, time)`` kernel of the decoder's convolutions: square on EAT's 2-D grid."""
         return (kernel, kernel)
-
-    def teacher(self) -> nn.Module:
-        return self.ema
-
-    def current_decay(self) -> float:
-        c = self.config
-        return annealed_decay(
-            c.ema_decay, c.ema_end_decay, int(self.num_updates), c.ema_anneal_end_step
-        )
-
-    @torch.no_grad()
-    def after_optimizer_step(self) -> dict[str, float]:
-        decay = self.current_decay()
-        ema_update(self.ema, self.encoder, decay)
-        self.num_updates += 1
-        return {"ema_decay": decay}
 
     @torch.no_grad()
     def targets(self, features: Features) -> torch.Tensor:

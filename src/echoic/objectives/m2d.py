@@ -37,9 +37,8 @@ from echoic.errors import ConfigError
 from echoic.layers import Block, gather_tokens, padding_to_attn_mask, sincos_grid
 from echoic.masking import build_masker
 from echoic.objectives.base import (
+    AnnealedEmaTeacher,
     Objective,
-    annealed_decay,
-    ema_update,
     frozen_copy,
     masked_mean,
     register,
@@ -150,7 +149,7 @@ class TokenPredictor(nn.Module):
 
 
 @register("m2d")
-class M2DObjective(Objective):
+class M2DObjective(AnnealedEmaTeacher, Objective):
     """Online encoder on the visible patches, EMA target on the hidden ones, predictor between."""
 
     config_class = M2DConfig
@@ -175,22 +174,6 @@ class M2DObjective(Objective):
         )
         self.num_updates: torch.Tensor
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
-
-    def teacher(self) -> nn.Module:
-        return self.ema
-
-    def current_decay(self) -> float:
-        c = self.config
-        return annealed_decay(
-            c.ema_decay, c.ema_end_decay, int(self.num_updates), c.ema_anneal_end_step
-        )
-
-    @torch.no_grad()
-    def after_optimizer_step(self) -> dict[str, float]:
-        decay = self.current_decay()
-        ema_update(self.ema, self.encoder, decay)
-        self.num_updates += 1
-        return {"ema_decay": decay}
 
     def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
         """Loss: mean ``2 − 2 cos`` over hidden, non-padding patches."""

@@ -55,9 +55,8 @@ from echoic.layers import Block, gather_tokens, padding_to_attn_mask, sincos_1d
 from echoic.masking.base import arrival_priority, masked_count, rank_select
 from echoic.masking.spans import span_positions
 from echoic.objectives.base import (
+    AnnealedEmaTeacher,
     Objective,
-    annealed_decay,
-    ema_update,
     frozen_copy,
     masked_mean,
     register,
@@ -224,7 +223,7 @@ class JEPAPredictor(nn.Module):
 
 
 @register("wavjepa")
-class WavJEPAObjective(Objective):
+class WavJEPAObjective(AnnealedEmaTeacher, Objective):
     """Student on the context frames, predictor per target block, EMA layer-average targets."""
 
     config_class = WavJEPAConfig
@@ -251,22 +250,6 @@ class WavJEPAObjective(Objective):
         )
         self.num_updates: torch.Tensor
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
-
-    def teacher(self) -> nn.Module:
-        return self.ema
-
-    def current_decay(self) -> float:
-        c = self.config
-        return annealed_decay(
-            c.ema_decay, c.ema_end_decay, int(self.num_updates), c.ema_anneal_end_step
-        )
-
-    @torch.no_grad()
-    def after_optimizer_step(self) -> dict[str, float]:
-        decay = self.current_decay()
-        ema_update(self.ema, self.encoder, decay)
-        self.num_updates += 1
-        return {"ema_decay": decay}
 
     def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
         """Loss: mean error over channels and over the non-padding frames of every target block."""
