@@ -33,23 +33,12 @@ from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
     ConversionError,
-    Converter,
     StateReader,
     fuse_qkv,
     provenance,
-    read_weights,
-    strip_data_parallel,
-    tensor_dict,
     write_model,
 )
-from echoic.convert.hf_wav2vec2 import (
-    WEIGHT_FILES,
-    _folder,
-    _hub_id,
-    _licence,
-    _read_json,
-    _weight_files,
-)
+from echoic.convert.hf_folder import HFFolderConverter, hub_id, licence_of, read_json
 from echoic.convert.registry import register
 from echoic.encoders.ast import ast_config
 from echoic.encoders.vit import ViTConfig
@@ -217,7 +206,7 @@ def map_weights(
 
 
 @register
-class HFAST(Converter):
+class HFAST(HFFolderConverter):
     """transformers ``ASTModel`` / ``ASTForAudioClassification`` folders → the ``ast`` ViT on
     the ``kaldi_fbank`` frontend (AST's normalisation)."""
 
@@ -228,32 +217,12 @@ class HFAST(Converter):
     )
     reference = "transformers (ASTModel)"
 
-    def detect(self, path: Path) -> bool:
-        if path.is_file() and path.name != "config.json" and path.name not in WEIGHT_FILES:
-            return False
-        folder = _folder(path)
-        config = folder / "config.json"
-        return (
-            config.is_file()
-            and _read_json(config).get("model_type") == MODEL_TYPE
-            and bool(_weight_files(folder))
-        )
-
-    def source_files(self, path: Path) -> list[Path]:
-        folder = _folder(path)
-        extra = [folder / n for n in ("config.json", "preprocessor_config.json")]
-        return [*_weight_files(folder), *(f for f in extra if f.is_file())]
+    model_types = frozenset({MODEL_TYPE})
+    folder_kind = "transformers AST folder"
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        folder = _folder(path)
-        hf = _read_json(folder / "config.json")
-        if hf.get("model_type") != MODEL_TYPE or not _weight_files(folder):
-            raise ConversionError(f"{folder}: not a transformers AST folder.")
+        folder, hf, state = self.read_folder(path, trust_pickle)
         encoder = encoder_fields(hf)
-        state: dict[str, torch.Tensor] = {}
-        for file in _weight_files(folder):
-            state.update(tensor_dict(read_weights(file, trust_pickle), str(file)))
-        state = strip_data_parallel(state)
         heads: list[str] = []
         if any(key.startswith(PREFIX) for key in state):
             heads = sorted({k.split(".")[0] for k in state if not k.startswith(PREFIX)})
@@ -261,7 +230,7 @@ class HFAST(Converter):
                 raise ConversionError(f"{folder}: weights {heads} lie outside the base model.")
             state = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
         weights, dropped = map_weights(state, encoder, str(folder))
-        extractor = _read_json(folder / "preprocessor_config.json")
+        extractor = read_json(folder / "preprocessor_config.json")
         frontend = ast_frontend(
             encoder.n_bins, sample_rate=int(extractor.get("sampling_rate", 16000))
         )
@@ -270,7 +239,7 @@ class HFAST(Converter):
         if not extractor.get("do_normalize", True):
             frontend.update(mean=0.0, std=1.0)
         files = self.source_files(path)
-        licence = _licence(folder)
+        licence = licence_of(folder)
         frames = int(hf.get("max_length") or DEFAULTS["max_length"])
         config = ModelConfig(
             encoder="ast",
@@ -286,7 +255,7 @@ class HFAST(Converter):
                 licence,
                 model_type=MODEL_TYPE,
                 architectures=hf.get("architectures"),
-                hub_id=_hub_id(hf.get("_name_or_path")),
+                hub_id=hub_id(hf.get("_name_or_path")),
                 dropped=sorted({*dropped, *heads}),
                 max_length=frames,
                 normalisation=(

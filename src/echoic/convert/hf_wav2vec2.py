@@ -28,7 +28,6 @@ Mapping onto :class:`~echoic.encoders.wav.WavEncoder` (docs/converting.md lists 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -39,16 +38,13 @@ from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
     ConversionError,
-    Converter,
     StateReader,
     fuse_qkv,
     provenance,
-    read_weights,
-    strip_data_parallel,
-    tensor_dict,
     weight_norm_pair,
     write_model,
 )
+from echoic.convert.hf_folder import HFFolderConverter, hub_id, licence_of, read_json
 from echoic.convert.registry import register
 from echoic.encoders.wav import WavConfig
 from echoic.encoders.wav2vec2 import family_config
@@ -95,58 +91,10 @@ DEFAULTS: dict[str, Any] = {
 DATA2VEC_DEFAULTS = {"num_conv_pos_embeddings": 5, "feat_extract_norm": "layer"}
 """data2vec audio: five positional convolutions; its feature encoder always uses LayerNorms."""
 
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 HEADS = r"(lm_head|quantizer|project_hid|project_q|projector|classifier|tdnn|feature_extractor|objective|layer_weights|final_proj|label_embs_concat|masked_spec_embed|dropout_features)(\..*)?"
 """Top-level weights of head classes, outside the base model."""
 PARAM = "conv.parametrizations.weight.original"
 """torch.nn.utils.parametrizations.weight_norm's names (``0`` = g, ``1`` = v)."""
-
-
-def _folder(path: Path) -> Path:
-    return path if path.is_dir() else path.parent
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _weight_files(folder: Path) -> list[Path]:
-    """The weight files of a transformers folder (the shards of an index), safetensors first."""
-    for name in WEIGHT_FILES:
-        candidate = folder / name
-        if not candidate.is_file():
-            continue
-        if name.endswith(".index.json"):
-            shards = sorted(set(_read_json(candidate).get("weight_map", {}).values()))
-            return [folder / shard for shard in shards]
-        return [candidate]
-    return []
-
-
-def _licence(folder: Path) -> str:
-    """``license:`` of a hub README's YAML front matter, else ``"unknown"``."""
-    readme = folder / "README.md"
-    if not readme.is_file():
-        return "unknown"
-    text = readme.read_text(errors="replace")
-    front = re.match(r"---\n(.*?)\n---", text, re.DOTALL)
-    found = re.search(r"^licen[cs]e:\s*(\S+)", front.group(1), re.MULTILINE) if front else None
-    return found.group(1).strip("'\"") if found else "unknown"
-
-
-def _hub_id(name: Any) -> str | None:
-    """``_name_or_path`` when it is a hub id (``owner/name``), not a local path."""
-    text = str(name or "")
-    return text if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not Path(text).exists() else None
 
 
 def encoder_fields(hf: dict[str, Any]) -> tuple[str, WavConfig]:
@@ -283,7 +231,7 @@ def map_weights(
 
 
 @register
-class HFWav2Vec2(Converter):
+class HFWav2Vec2(HFFolderConverter):
     """transformers ``Wav2Vec2Model`` / ``HubertModel`` / ``WavLMModel`` / ``Data2VecAudioModel``
     folders (any head class) → the ``wav2vec2`` / ``hubert`` / ``wavlm`` / ``data2vec_audio``
     encoders on the ``waveform`` frontend."""
@@ -295,33 +243,13 @@ class HFWav2Vec2(Converter):
     )
     reference = "transformers (Wav2Vec2Model, HubertModel, WavLMModel, Data2VecAudioModel)"
 
-    def detect(self, path: Path) -> bool:
-        if path.is_file() and path.name != "config.json" and path.name not in WEIGHT_FILES:
-            return False
-        folder = _folder(path)
-        config = folder / "config.json"
-        return (
-            config.is_file()
-            and _read_json(config).get("model_type") in FAMILY
-            and bool(_weight_files(folder))
-        )
-
-    def source_files(self, path: Path) -> list[Path]:
-        folder = _folder(path)
-        extra = [folder / n for n in ("config.json", "preprocessor_config.json")]
-        return [*_weight_files(folder), *(f for f in extra if f.is_file())]
+    model_types = frozenset(FAMILY)
+    folder_kind = "transformers wav2vec 2.0-family folder"
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        folder = _folder(path)
-        hf = _read_json(folder / "config.json")
-        model_type = hf.get("model_type", "")
-        if model_type not in FAMILY or not _weight_files(folder):
-            raise ConversionError(f"{folder}: not a transformers wav2vec 2.0-family folder.")
+        folder, hf, state = self.read_folder(path, trust_pickle)
+        model_type = hf["model_type"]
         family, encoder = encoder_fields(hf)
-        state: dict[str, torch.Tensor] = {}
-        for file in _weight_files(folder):
-            state.update(tensor_dict(read_weights(file, trust_pickle), str(file)))
-        state = strip_data_parallel(state)
         prefix = PREFIX[model_type]
         heads: list[str] = []
         if any(key.startswith(prefix) for key in state):
@@ -331,13 +259,13 @@ class HFWav2Vec2(Converter):
                 raise ConversionError(f"{folder}: weights {unknown} lie outside the base model.")
             state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         weights, dropped = map_weights(state, encoder, str(folder))
-        preprocessor = _read_json(folder / "preprocessor_config.json")
+        preprocessor = read_json(folder / "preprocessor_config.json")
         frontend = {
             "sample_rate": int(preprocessor.get("sampling_rate", 16000)),
             "per_item": bool(preprocessor.get("do_normalize", False)),
         }
         files = self.source_files(path)
-        licence = _licence(folder)
+        licence = licence_of(folder)
         config = ModelConfig(
             encoder=family,
             encoder_config=to_dict(encoder),
@@ -352,7 +280,7 @@ class HFWav2Vec2(Converter):
                 licence,
                 model_type=model_type,
                 architectures=hf.get("architectures"),
-                hub_id=_hub_id(hf.get("_name_or_path")),
+                hub_id=hub_id(hf.get("_name_or_path")),
                 dropped=sorted({*dropped, *heads}),
                 do_normalize=(
                     "preprocessor_config.json" if preprocessor else "absent: not normalised"

@@ -31,17 +31,12 @@ from echoic.checkpoint import ModelConfig
 from echoic.config import to_dict
 from echoic.convert.base import (
     ConversionError,
-    Converter,
     StateReader,
     fuse_qkv,
     provenance,
-    read_weights,
-    strip_data_parallel,
-    tensor_dict,
     write_model,
 )
-from echoic.convert.hf_wav2vec2 import WEIGHT_FILES, _folder, _hub_id, _licence, _read_json
-from echoic.convert.hf_wav2vec2 import _weight_files as weight_files
+from echoic.convert.hf_folder import HFFolderConverter, hub_id, licence_of, read_json
 from echoic.convert.registry import register
 from echoic.encoders.whisper import WhisperEncoderConfig
 
@@ -156,7 +151,7 @@ def frontend_config(hf: dict[str, Any], preprocessor: dict[str, Any]) -> dict[st
 
 
 @register
-class HFWhisper(Converter):
+class HFWhisper(HFFolderConverter):
     """transformers ``WhisperModel`` / ``WhisperForConditionalGeneration`` /
     ``WhisperForAudioClassification`` folders → the ``whisper_encoder`` on ``whisper_logmel``."""
 
@@ -167,37 +162,18 @@ class HFWhisper(Converter):
     )
     reference = "transformers (WhisperEncoder, WhisperFeatureExtractor)"
 
-    def detect(self, path: Path) -> bool:
-        if path.is_file() and path.name != "config.json" and path.name not in WEIGHT_FILES:
-            return False
-        folder = _folder(path)
-        config = folder / "config.json"
-        return (
-            config.is_file()
-            and _read_json(config).get("model_type") == "whisper"
-            and bool(weight_files(folder))
-        )
-
-    def source_files(self, path: Path) -> list[Path]:
-        folder = _folder(path)
-        extra = [folder / n for n in ("config.json", "preprocessor_config.json")]
-        return [*weight_files(folder), *(f for f in extra if f.is_file())]
+    model_types = frozenset({"whisper"})
+    folder_kind = "transformers Whisper folder"
 
     def convert(self, path: Path, out_dir: Path, trust_pickle: bool = False) -> Path:
-        folder = _folder(path)
-        hf = _read_json(folder / "config.json")
-        if hf.get("model_type") != "whisper" or not weight_files(folder):
-            raise ConversionError(f"{folder}: not a transformers Whisper folder.")
+        folder, hf, state = self.read_folder(path, trust_pickle)
         encoder = encoder_config(hf)
-        state: dict[str, torch.Tensor] = {}
-        for file in weight_files(folder):
-            state.update(tensor_dict(read_weights(file, trust_pickle), str(file)))
-        weights, dropped = map_weights(strip_data_parallel(state), encoder, str(folder))
-        preprocessor = _read_json(folder / "preprocessor_config.json")
+        weights, dropped = map_weights(state, encoder, str(folder))
+        preprocessor = read_json(folder / "preprocessor_config.json")
         frontend = frontend_config(hf, preprocessor)
         seconds = 2 * encoder.max_positions * frontend["hop_length"] / frontend["sample_rate"]
         files = self.source_files(path)
-        licence = _licence(folder)
+        licence = licence_of(folder)
         config = ModelConfig(
             encoder="whisper_encoder",
             encoder_config=to_dict(encoder),
@@ -212,7 +188,7 @@ class HFWhisper(Converter):
                 licence,
                 model_type="whisper",
                 architectures=hf.get("architectures"),
-                hub_id=_hub_id(hf.get("_name_or_path")),
+                hub_id=hub_id(hf.get("_name_or_path")),
                 dropped=dropped,
                 preprocessor=(
                     "preprocessor_config.json" if preprocessor else "absent: Whisper's defaults"
