@@ -107,3 +107,53 @@ def test_hear_module_resolves_names_by_card():
         hear.load_model("logmel_stats")
     with pytest.raises(CheckpointError, match="Did you mean 'echoic-tiny'"):
         hear.load_model("echoic-tny")
+
+
+# ---------------------------------------------------------------- sizes declared without torch
+def test_save_declares_the_sizes_and_a_stale_declaration_is_recomputed(tmp_path, tiny_model):
+    from echoic.checkpoint import compute_sizes
+    from echoic.model_format import read_config, stored_sizes
+
+    save(tiny_model, tmp_path / "m", embed={"freq_pool": "concat"})
+    config = read_config(tmp_path / "m")
+    stored = stored_sizes(tmp_path / "m", config)
+    width, freq = tiny_model.encoder.config.dim, tiny_model.encoder.spec.freq_tokens
+    assert stored == (16000, width * freq, (width * freq,) * (tiny_model.encoder.config.depth + 1))
+    # hand-edited recommended pooling: the stored block no longer matches its fields
+    raw = json.loads((tmp_path / "m" / CONFIG_FILE).read_text())
+    raw["model"]["embed"]["freq_pool"] = "mean"
+    (tmp_path / "m" / CONFIG_FILE).write_text(json.dumps(raw))
+    edited = read_config(tmp_path / "m")
+    assert stored_sizes(tmp_path / "m", edited) is None
+    assert find_card(tmp_path / "m").embedding_size == width == compute_sizes(edited)[1]
+
+
+def test_every_echoic_card_declares_the_sizes_its_registries_compute():
+    """The bundled models' config.json ``card`` blocks and the untrained card's constant are what
+    the encoder and frontend registries give (so listing them needs neither)."""
+    from echoic.cards import UNTRAINED_TINY, UNTRAINED_TINY_SIZES
+    from echoic.checkpoint import compute_sizes
+    from echoic.model_format import BUNDLED_DIR, read_config, stored_sizes
+
+    assert UNTRAINED_TINY_SIZES == compute_sizes(UNTRAINED_TINY)
+    bundled = sorted(p.parent for p in BUNDLED_DIR.glob(f"*/{CONFIG_FILE}"))
+    assert bundled, "no bundled model found"
+    for folder in bundled:
+        config = read_config(folder)
+        assert stored_sizes(folder, config) == compute_sizes(config), folder
+    for card in CARDS.items():
+        if card[1].kind == "echoic" and card[1].origin.path:
+            config = read_config(str(card[1].origin.path).rsplit("/", 1)[0])
+            declared = (card[1].sample_rate, card[1].embedding_size, card[1].layer_sizes)
+            assert declared == compute_sizes(config), card[0]
+
+
+def test_lazy_builders_import_on_call_and_name_their_target():
+    from echoic.cards import lazy
+
+    build = lazy("echoic.zoo.logmel_stats:LogMelStats")
+    card = ModelCard("lazy-example", "baseline", "MIT", build, 16000, 128)
+    assert card.architecture == "echoic.zoo.logmel_stats.LogMelStats"
+    assert type(build()).__name__ == "LogMelStats"
+    with pytest.raises(ValueError, match=r"package\.module:attribute"):
+        lazy("echoic.zoo.logmel_stats.LogMelStats")

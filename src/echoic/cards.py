@@ -24,38 +24,36 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import torch
-
-from echoic.checkpoint import (
+from echoic.errors import CheckpointError, EchoicError
+from echoic.hub import hub_snapshot, is_hub_name
+from echoic.model_format import (
     BUNDLED_DEFAULT,
     BUNDLED_DIR,
     CONFIG_FILE,
     DEFAULT_MODEL,
     WEIGHTS_FILE,
-    EchoicModel,
+    DeclaredSizes,
     ModelConfig,
-    load_dir,
     read_config,
+    stored_sizes,
 )
-from echoic.config import from_dict
-from echoic.encoders.registry import ENCODERS, encoder_config
-from echoic.errors import CheckpointError, EchoicError
-from echoic.features.base import FRONTENDS
-from echoic.hub import hub_snapshot, is_hub_name
 from echoic.registry import Registry, unknown_name_message
+
+if TYPE_CHECKING:
+    from echoic.checkpoint import EchoicModel
 
 CardKind = Literal["echoic", "converted", "baseline", "peer"]
 KINDS: tuple[CardKind, ...] = ("echoic", "converted", "baseline", "peer")
 ECHOIC_KINDS = ("echoic", "converted")  # cards whose build() returns an EchoicModel
-DEFAULT_FREQ_POOL = "mean"  # EmbedConfig.freq_pool's default (checked by the card contract test)
 
 LoadedModel: TypeAlias = Any
 """What :func:`load` returns: an ``EchoicModel`` (echoic / converted) or an ``EmbeddingModel``."""
@@ -214,8 +212,34 @@ def _find_spec(module: str) -> object | None:
         return None
 
 
-# name → card; reading it imports every module of echoic.zoo once (they register their cards)
-CARDS: Registry[ModelCard] = Registry("model", discover_package="echoic.zoo")
+def lazy(reference: str) -> Callable[..., Any]:
+    """A card's ``build`` that imports ``"package.module:attribute"`` only when called.
+
+    Card modules declare their models with it, so that listing cards (``echoic models``) imports
+    no implementation (and no torch); the card's default ``architecture`` names the reference.
+    """
+    module, _, attribute = reference.partition(":")
+    if not module or not attribute:
+        raise ValueError(
+            f"lazy reference {reference!r}: expected 'package.module:attribute' "
+            "(e.g. 'echoic.zoo.logmel_stats:LogMelStats')"
+        )
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        target: Any = importlib.import_module(module)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+        return target(*args, **kwargs)
+
+    build.__module__ = module
+    build.__qualname__ = attribute
+    build.__doc__ = f"Import {reference} and call it (a lazy card builder)."
+    return build
+
+
+# name → card; reading it imports every module of echoic.zoo.cards once (they register their
+# cards). Card modules import no implementation: builders are lazy references.
+CARDS: Registry[ModelCard] = Registry("model", discover_package="echoic.zoo.cards")
 
 
 def register_card(card: ModelCard) -> ModelCard:
@@ -235,21 +259,20 @@ def writer_card(encoder: str) -> ModelCard | None:
 
 
 # ---------------------------------------------------------------- echoic model directories
-def declared_sizes(config: ModelConfig) -> tuple[int, int, tuple[int, ...]]:
-    """``(sample_rate, embedding_size, layer_sizes)`` of an echoic model, from its config alone.
+def declared_sizes(config: ModelConfig, directory: Path | None = None) -> DeclaredSizes:
+    """``(sample_rate, embedding_size, layer_sizes)`` of an echoic model, declared without building.
 
-    The frontend's and encoder's config dataclasses are resolved (registered defaults + the saved
-    fields); no module is built. The embedding size follows the recommended ``embed.freq_pool``:
-    ``width`` for ``"mean"``, ``width × frequency patches`` for ``"concat"``.
+    Read from the ``card`` block of ``directory``'s config.json when it holds one computed from
+    these very fields (``echoic.save`` writes it), else computed from the encoder and frontend
+    registries (:func:`echoic.checkpoint.compute_sizes`, which imports them).
     """
-    where = f"model {config.name or config.encoder!r}"
-    frontend_class, _ = FRONTENDS.get(config.frontend)
-    frontend = from_dict(frontend_class, config.frontend_config, where=f"{where} frontend_config")
-    spec = encoder_config(config.encoder, **config.encoder_config).spec()
-    width, depth, freq_tokens = spec.width, spec.depth, spec.freq_tokens
-    pool = config.embed.get("freq_pool", DEFAULT_FREQ_POOL)
-    size = width * freq_tokens if pool == "concat" else width
-    return int(frontend.sample_rate), size, (size,) * (depth + 1)
+    if directory is not None:
+        stored = stored_sizes(directory, config)
+        if stored is not None:
+            return stored
+    from echoic.checkpoint import compute_sizes
+
+    return compute_sizes(config)
 
 
 def _source(config: ModelConfig) -> str:
@@ -263,11 +286,17 @@ def _source(config: ModelConfig) -> str:
 
 
 def echoic_card(
-    config: ModelConfig, name: str, build: Callable[[], EchoicModel], weights: Path | None
+    config: ModelConfig,
+    name: str,
+    build: Callable[[], EchoicModel],
+    weights: Path | None,
+    sizes: DeclaredSizes | None = None,
 ) -> ModelCard:
-    """The card of an echoic (or converted) model described by ``config``."""
+    """The card of an echoic (or converted) model described by ``config`` (``sizes``: declared
+    ones, else :func:`declared_sizes` of the weights' directory)."""
     kind: CardKind = "converted" if config.provenance.get("converted_from") else "echoic"
-    rate, size, layers = declared_sizes(config)
+    directory = weights.parent if weights is not None else None
+    rate, size, layers = sizes or declared_sizes(config, directory)
     label = config.name or name
     return ModelCard(
         name=name,
@@ -296,8 +325,14 @@ def directory_card(path: str | os.PathLike[str], name: str | None = None) -> Mod
     path = Path(path)
     config = read_config(path)
     name = name or str(path)
+    build = functools.partial(_load_dir, path)
+    stored = stored_sizes(path, config)
+    if stored is not None:  # written by echoic.save: an echoic encoder, sizes declared
+        return echoic_card(config, name, build, path / WEIGHTS_FILE, stored)
+    from echoic.encoders.registry import ENCODERS
+
     if config.encoder in ENCODERS:
-        return echoic_card(config, name, functools.partial(load_dir, path), path / WEIGHTS_FILE)
+        return echoic_card(config, name, build, path / WEIGHTS_FILE)
     writer = writer_card(config.encoder)
     if writer is None:
         writers = [c.checkpoint_encoder for c in list_cards() if c.checkpoint_encoder]
@@ -425,8 +460,23 @@ UNTRAINED_TINY = ModelConfig(
 )
 
 
+UNTRAINED_TINY_SIZES: DeclaredSizes = (16000, 192, (192,) * 13)
+"""Its sizes (``vit_tiny``'s 192-d, 12 blocks + the token embedding), declared so that listing it
+needs no encoder registry; the card contract test checks them against the registry."""
+
+
+def _load_dir(path: Path) -> EchoicModel:
+    from echoic.checkpoint import load_dir
+
+    return load_dir(path)
+
+
 def untrained_tiny() -> EchoicModel:
     """``vit_tiny`` on Kaldi fbank drawn with seed 0 (the global RNG state is left untouched)."""
+    import torch
+
+    from echoic.checkpoint import EchoicModel
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = EchoicModel(UNTRAINED_TINY)
@@ -434,7 +484,9 @@ def untrained_tiny() -> EchoicModel:
 
 
 def _register_builtin() -> None:
-    untrained = echoic_card(UNTRAINED_TINY, "echoic-untrained-tiny", untrained_tiny, None)
+    untrained = echoic_card(
+        UNTRAINED_TINY, "echoic-untrained-tiny", untrained_tiny, None, UNTRAINED_TINY_SIZES
+    )
     register_card(untrained)
     bundled = sorted(BUNDLED_DIR.glob(f"*/{CONFIG_FILE}")) if BUNDLED_DIR.is_dir() else []
     for config_path in bundled:

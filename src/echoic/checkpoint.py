@@ -20,17 +20,19 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from echoic.config import to_dict
+from echoic.config import from_dict, to_dict
 from echoic.encoders import build_encoder
 from echoic.encoders.base import Encoder, EncoderSpec, TokenGeometry, token_geometry
+from echoic.encoders.registry import encoder_config
 from echoic.errors import CheckpointError
-from echoic.features.base import Frontend, build_frontend
+from echoic.features.base import FRONTENDS, Frontend, build_frontend
 from echoic.model_format import BUNDLED_DEFAULT as BUNDLED_DEFAULT
 from echoic.model_format import BUNDLED_DIR as BUNDLED_DIR
 from echoic.model_format import CONFIG_FILE as CONFIG_FILE
 from echoic.model_format import DEFAULT_MODEL as DEFAULT_MODEL
 from echoic.model_format import FORMAT_VERSION as FORMAT_VERSION
 from echoic.model_format import WEIGHTS_FILE as WEIGHTS_FILE
+from echoic.model_format import DeclaredSizes, sizes_block
 from echoic.model_format import ModelConfig as ModelConfig
 from echoic.model_format import atomic_write as atomic_write
 from echoic.model_format import read_config as read_config
@@ -163,6 +165,27 @@ def check_state_keys(
             )
 
 
+DEFAULT_FREQ_POOL = "mean"  # EmbedConfig.freq_pool's default (checked by the card contract test)
+
+
+def compute_sizes(config: ModelConfig) -> DeclaredSizes:
+    """``(sample_rate, embedding_size, layer_sizes)`` of an echoic model, from its config alone.
+
+    The frontend's and encoder's config dataclasses are resolved (registered defaults + the saved
+    fields); no module is built. The embedding size follows the recommended ``embed.freq_pool``:
+    ``width`` for ``"mean"``, ``width × frequency patches`` for ``"concat"``. :func:`save` writes
+    them into ``config.json`` so that listing models reads them without this registry (no torch).
+    """
+    where = f"model {config.name or config.encoder!r}"
+    frontend_class, _ = FRONTENDS.get(config.frontend)
+    frontend = from_dict(frontend_class, config.frontend_config, where=f"{where} frontend_config")
+    spec = encoder_config(config.encoder, **config.encoder_config).spec()
+    width, depth, freq_tokens = spec.width, spec.depth, spec.freq_tokens
+    pool = config.embed.get("freq_pool", DEFAULT_FREQ_POOL)
+    size = width * freq_tokens if pool == "concat" else width
+    return int(frontend.sample_rate), size, (size,) * (depth + 1)
+
+
 def save(model: EchoicModel, directory: str | os.PathLike[str], **updates: Any) -> Path:
     """Write ``model.safetensors`` + ``config.json`` atomically; ``updates`` override config fields."""
     from echoic import __version__
@@ -175,6 +198,7 @@ def save(model: EchoicModel, directory: str | os.PathLike[str], **updates: Any) 
         "format_version": FORMAT_VERSION,
         "echoic_version": __version__,
         "model": to_dict(config),
+        "card": sizes_block(config, compute_sizes(config)),
     }
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
     atomic_write(

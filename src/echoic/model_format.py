@@ -8,6 +8,7 @@ and describing models (``echoic models``, ``echoic info``, CLI defaults) never i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,9 +27,13 @@ __all__ = [
     "DEFAULT_MODEL",
     "FORMAT_VERSION",
     "WEIGHTS_FILE",
+    "DeclaredSizes",
     "ModelConfig",
     "atomic_write",
     "read_config",
+    "size_key",
+    "sizes_block",
+    "stored_sizes",
 ]
 
 FORMAT_VERSION = 1
@@ -88,3 +93,51 @@ def atomic_write(target: Path, write: Callable[[str], object]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+DeclaredSizes = tuple[int, int, tuple[int, ...]]
+"""``(sample_rate, embedding_size, layer_sizes)`` of an echoic model (:func:`stored_sizes`)."""
+
+SIZES_KEY = "card"  # the top-level config.json block holding the declared sizes
+
+
+def size_key(config: ModelConfig) -> str:
+    """A digest of the fields the sizes follow from (encoder, frontend, their configs, the
+    recommended frequency pooling): a ``card`` block whose key differs is stale."""
+    fields = {
+        "encoder": config.encoder,
+        "encoder_config": config.encoder_config,
+        "frontend": config.frontend,
+        "frontend_config": config.frontend_config,
+        "freq_pool": config.embed.get("freq_pool"),
+    }
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sizes_block(config: ModelConfig, sizes: DeclaredSizes) -> dict[str, Any]:
+    """The ``card`` block :func:`echoic.checkpoint.save` writes beside ``model`` in config.json."""
+    rate, size, layers = sizes
+    return {
+        "sample_rate": int(rate),
+        "embedding_size": int(size),
+        "layer_sizes": [int(n) for n in layers],
+        "key": size_key(config),
+    }
+
+
+def stored_sizes(path: str | os.PathLike[str], config: ModelConfig) -> DeclaredSizes | None:
+    """The sizes a model directory's ``config.json`` declares (written by ``echoic.save``), or None
+    when it declares none or they were computed from other fields (their key differs from
+    :func:`size_key` of ``config``) — then the caller computes them from the encoder registry."""
+    try:
+        block = json.loads((Path(path) / CONFIG_FILE).read_text()).get(SIZES_KEY)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(block, dict) or block.get("key") != size_key(config):
+        return None
+    try:
+        layers = tuple(int(n) for n in block["layer_sizes"])
+        return int(block["sample_rate"]), int(block["embedding_size"]), layers
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -128,3 +128,16 @@ def test_a_hub_card_loads_offline_once_its_repository_is_cached(empty_caches, hf
     same = echoic.load("hf:facebook/hubert-base-ls960")
     for a, b in zip(model.state_dict().values(), same.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("card", PUBLIC, ids=lambda c: c.name)
+def test_declared_dims_are_the_encoder_registrys(card):
+    """Each card declares its encoder's (width, depth, frequency tokens) so that listing needs no
+    encoder registry; they must be what the registry gives for the card's encoder_config."""
+    from echoic.encoders.registry import encoder_config
+
+    overrides = {k: v for k, v in card.extra.items() if k not in ("encoder", "format", "sha256")}
+    spec = encoder_config(card.extra["encoder"], **overrides).spec()
+    concat = card.name == "m2d-vit-base"  # M2D's published embedding: frequency tokens concatenated
+    assert card.embedding_size == spec.width * (spec.freq_tokens if concat else 1)
+    assert card.layer_sizes == (card.embedding_size,) * (spec.depth + 1)

@@ -65,7 +65,7 @@ def test_card_matches_the_built_model(name, zoo_model, fitted_dirs, require_peer
 
 
 def test_declared_default_pooling_is_the_embedders():
-    from echoic.cards import DEFAULT_FREQ_POOL
+    from echoic.checkpoint import DEFAULT_FREQ_POOL
 
     assert EmbedConfig().freq_pool == DEFAULT_FREQ_POOL
 

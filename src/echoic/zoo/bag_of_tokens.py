@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from echoic.cards import ModelCard, Origin
+from echoic.cards import ModelCard
 from echoic.checkpoint import CONFIG_FILE, FORMAT_VERSION, ModelConfig, atomic_write
 from echoic.config import to_dict
 from echoic.embed.token_frames import recorded_source
@@ -30,10 +30,9 @@ from echoic.embed.tokenize import tokenize_clips
 from echoic.errors import ConfigError
 from echoic.tokenizers.base import SIDECAR_FILE, Tokenizer, load_tokenizer
 from echoic.zoo.base import NativeFrames, ZooModel
-from echoic.zoo.registry import ModelUnavailable, ZooEntry, register
+from echoic.zoo.cards.bag_of_tokens import ENCODER
+from echoic.zoo.registry import ModelUnavailable
 from echoic.zoo.stats import window_means
-
-ENCODER = "bag_of_tokens"
 
 __all__ = ["ENCODER", "TokenHistogramModel", "write_model_config"]
 
@@ -122,7 +121,7 @@ def build(path: str | os.PathLike[str] | None = None, **options: Any) -> TokenHi
     return TokenHistogramModel(path, **options)
 
 
-def _fitted_card(card: ModelCard, config: ModelConfig) -> ModelCard:
+def fitted_card(card: ModelCard, config: ModelConfig) -> ModelCard:
     import dataclasses
 
     sizes = config.encoder_config.get("codebook_sizes") or []
@@ -130,21 +129,3 @@ def _fitted_card(card: ModelCard, config: ModelConfig) -> ModelCard:
     return dataclasses.replace(
         card, embedding_size=int(sum(sizes)) or card.embedding_size, sample_rate=rate
     )
-
-
-register(
-    ZooEntry(
-        name="bag_of_tokens",
-        kind="baseline",
-        licence="Apache-2.0 (code); a fitted tokenizer follows its fit audio and model",
-        build=build,
-        notes="histograms of a fitted tokenizer's ids (echoic tokenizer fit)",
-        embedding_size=100,
-        sample_rate=16000,
-        checkpoint_encoder=ENCODER,
-        architecture="echoic.zoo.bag_of_tokens.TokenHistogramModel (tokenizer ids → histograms)",
-        origin=Origin(source="fit with echoic tokenizer fit"),
-        adapt_to_directory=_fitted_card,
-        extra={"needs_path": "a tokenizer directory written by echoic tokenizer fit"},
-    )
-)

@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from echoic.cards import ModelCard, Origin
+from echoic.cards import ModelCard
 from echoic.checkpoint import (
     CONFIG_FILE,
     FORMAT_VERSION,
@@ -48,11 +48,10 @@ from echoic.config import from_dict, to_dict
 from echoic.errors import CheckpointError, ConfigError
 from echoic.features.base import build_frontend
 from echoic.zoo.base import tensor_digest
+from echoic.zoo.cards.bow import BOW_ENCODER
 from echoic.zoo.logmel_stats import LogMelStatsConfig
-from echoic.zoo.registry import ModelUnavailable, ZooEntry, register
+from echoic.zoo.registry import ModelUnavailable
 from echoic.zoo.stats import ContextConfig, StatsModel
-
-BOW_ENCODER = "bow"
 
 
 @dataclass
@@ -242,26 +241,8 @@ def build(path: str | os.PathLike[str] | None = None, **options: Any) -> BowMode
     return load_bow(path, **options)
 
 
-def _fitted_card(card: ModelCard, config: ModelConfig) -> ModelCard:
+def fitted_card(card: ModelCard, config: ModelConfig) -> ModelCard:
     """The card of a fitted directory: its own sizes (``sum(codebook_sizes)``, its rate)."""
     fitted = from_dict(BowConfig, config.encoder_config, where=f"{card.name}/{CONFIG_FILE}")
     size, rate = sum(fitted.codebook_sizes), fitted.sample_rate
     return dataclasses.replace(card, embedding_size=size, sample_rate=rate)
-
-
-register(
-    ZooEntry(
-        name="bow",
-        kind="baseline",
-        licence="Apache-2.0 (code); fitted statistics follow the fit audio",
-        build=build,
-        notes="bag-of-audio-words: patch auto-encoders + k-means at 2 scales; needs echoic fit-bow",
-        embedding_size=128,
-        sample_rate=16000,
-        checkpoint_encoder=BOW_ENCODER,
-        architecture="echoic.zoo.bow.BowModel (patch auto-encoders + k-means on logmel)",
-        origin=Origin(source="fit on unlabelled audio with echoic fit-bow"),
-        adapt_to_directory=_fitted_card,
-        extra={"needs_path": "a model directory written by echoic fit-bow"},
-    )
-)

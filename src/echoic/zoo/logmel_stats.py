@@ -13,10 +13,8 @@ from typing import Any
 
 import torch
 
-from echoic.cards import Origin
 from echoic.config import from_dict
 from echoic.features.base import build_frontend
-from echoic.zoo.registry import ZooEntry, register
 from echoic.zoo.stats import ContextConfig, StatsModel, mean_std
 
 
@@ -71,17 +69,3 @@ class LogMelStats(StatsModel):
     def summarise(self, means: torch.Tensor) -> torch.Tensor:
         n = self.config.n_mels
         return mean_std(means[..., :n], means[..., n:])
-
-
-register(
-    ZooEntry(
-        name="logmel_stats",
-        kind="baseline",
-        licence="Apache-2.0 (echoic code; no weights)",
-        build=LogMelStats,
-        notes="mean and std of 64 log-mel bands; frames: 250 ms context every 40 ms",
-        embedding_size=128,
-        sample_rate=16000,
-        origin=Origin(source="no weights: statistics of the input"),
-    )
-)

@@ -16,12 +16,10 @@ from typing import Any
 
 import torch
 
-from echoic.cards import Origin
 from echoic.config import from_dict
 from echoic.errors import ConfigError
 from echoic.features.base import build_frontend
 from echoic.zoo.logmel_stats import LogMelStatsConfig
-from echoic.zoo.registry import ZooEntry, register
 from echoic.zoo.stats import ContextConfig, StatsModel, mean_std
 
 
@@ -109,17 +107,3 @@ class MfccStats(StatsModel):
     def summarise(self, means: torch.Tensor) -> torch.Tensor:
         n = 3 * self.config.n_mfcc
         return mean_std(means[..., :n], means[..., n:])
-
-
-register(
-    ZooEntry(
-        name="mfcc_stats",
-        kind="baseline",
-        licence="Apache-2.0 (echoic code; no weights)",
-        build=MfccStats,
-        notes="20 MFCC + delta + delta-delta (40 mel bands), mean and std",
-        embedding_size=120,
-        sample_rate=16000,
-        origin=Origin(source="no weights: statistics of the input"),
-    )
-)

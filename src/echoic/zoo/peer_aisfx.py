@@ -32,14 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from echoic.cards import Origin
 from echoic.config import from_dict, to_dict
 from echoic.errors import ConfigError
 from echoic.zoo.base import NativeFrames, ZooModel, file_digest
-from echoic.zoo.registry import ZooEntry, register
+from echoic.zoo.cards.peer_aisfx import SAMPLE_RATE
 
-INSTALL = "pip install librosa scipy && pip install --no-deps aisfx==0.1.2"
-SAMPLE_RATE = 44100
 BLOCK = 100  # spectrogram frames per embedding block
 SPEC_HOP = 1024
 SPEC_WINDOW = 2048
@@ -160,22 +157,3 @@ class AisfxModel(ZooModel):
             "librosa": importlib.metadata.version("librosa"),
             "weights": file_digest(self.weights_path),
         }
-
-
-register(
-    ZooEntry(
-        name="aisfx",
-        kind="peer",
-        licence="code MIT (PyPI classifier); weights CC BY 4.0 (attribution: Ma & Lerch 2022)",
-        build=AisfxModel,
-        requires=("aisfx", "librosa", "scipy"),
-        install=INSTALL,
-        notes="sound-effects CNN (X-Sequential-CE), 512-d per 2.3 s block every 1.16 s, 44.1 kHz",
-        embedding_size=512,
-        sample_rate=SAMPLE_RATE,
-        origin=Origin(
-            source="PyPI aisfx 0.1.2 (weights inside the package)",
-            package_file="aisfx:models/checkpoint.pth",
-        ),
-    )
-)

@@ -24,15 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from echoic.cards import Origin
 from echoic.config import from_dict, to_dict
 from echoic.errors import ConfigError
 from echoic.zoo.base import NativeFrames, ZooModel, file_digest
-from echoic.zoo.registry import ZooEntry, register
 
-INSTALL = (
-    "pip install onnxruntime scipy scikit-learn tqdm && pip install --no-deps openwakeword==0.5.1"
-)
 WINDOW = 76  # mel frames per embedding window
 MEL_HOP = 160  # samples
 MEL_SPAN = 512  # samples read by one mel frame
@@ -115,22 +110,3 @@ class OpenWakeWordModel(ZooModel):
                 for f in ("melspectrogram.onnx", "embedding_model.onnx")
             ],
         }
-
-
-register(
-    ZooEntry(
-        name="openwakeword",
-        kind="peer",
-        licence="NON-COMMERCIAL: models CC BY-NC-SA 4.0 (code Apache-2.0)",
-        build=OpenWakeWordModel,
-        requires=("openwakeword", "onnxruntime", "scipy", "sklearn", "tqdm"),
-        install=INSTALL,
-        notes="Google speech_embedding (openWakeWord 0.5.1 ONNX), 96-d every 80 ms",
-        embedding_size=96,
-        sample_rate=16000,
-        origin=Origin(
-            source="PyPI openwakeword 0.5.1 (ONNX models inside the package)",
-            package_file="openwakeword:resources/models/embedding_model.onnx",
-        ),
-    )
-)

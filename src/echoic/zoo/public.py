@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from echoic.cards import (
     ModelCard,
@@ -33,13 +33,12 @@ from echoic.cards import (
     Origin,
     converted_dir,
     directory_card,
-    register_card,
 )
-from echoic.checkpoint import EchoicModel
-from echoic.encoders.registry import encoder_config
-from echoic.encoders.whisper import WHISPER_SIZES
 from echoic.errors import CheckpointError
 from echoic.hub import HUB_PREFIX, cached_snapshot, hub_cache_dir, weights_dir
+
+if TYPE_CHECKING:
+    from echoic.checkpoint import EchoicModel
 
 __all__ = ["PUBLIC", "PublicCard", "public_card"]
 
@@ -103,17 +102,23 @@ def public_card(
     licence: str,
     source: str,
     notes: str,
+    dims: tuple[int, int, int],
     hub_id: str | None = None,
     weights_file: str | None = None,
     sample_rate: int = 16000,
     concat: bool = False,
     sizes: dict[str, Any] | None = None,
 ) -> PublicCard:
-    """A card for a public checkpoint; sizes from the echoic encoder family ``encoder`` (``sizes``
-    override its registered base size), declared without building it."""
+    """A card for a public checkpoint of the echoic encoder family ``encoder`` (``sizes``: the
+    encoder_config fields that differ from its registered base size).
+
+    ``dims``: ``(width, depth, frequency tokens)`` of that encoder, declared so that listing cards
+    needs no encoder registry (tests/convert/test_public_cards.py checks them against it). The
+    embedding size is ``width``, or ``width × frequency tokens`` with ``concat``.
+    """
     sizes = sizes or {}
-    spec = encoder_config(encoder, **sizes).spec()
-    size = spec.width * (spec.freq_tokens if concat else 1)
+    width, depth, freq_tokens = dims
+    size = width * (freq_tokens if concat else 1)
     if hub_id:
         install = (
             f"echoic.load('{HUB_PREFIX}{hub_id}') online, or `huggingface-cli download {hub_id}`"
@@ -132,7 +137,7 @@ def public_card(
         sample_rate=sample_rate,
         embedding_size=size,
         architecture=f"{encoder} on {frontend} (echoic convert {converter})",
-        layer_sizes=(size,) * (spec.depth + 1),
+        layer_sizes=(size,) * (depth + 1),
         origin=Origin(source=source, hub_id=hub_id),
         install=install,
         notes=notes,
@@ -142,11 +147,6 @@ def public_card(
     )
     card.build = functools.partial(build_public, card)
     return card
-
-
-def _whisper(size: str) -> dict[str, int]:
-    dim, depth, heads, bins = WHISPER_SIZES[size]
-    return {"dim": dim, "depth": depth, "heads": heads, "n_bins": bins}
 
 
 HF = "https://huggingface.co/"
@@ -161,6 +161,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         f"{HF}facebook/wav2vec2-base",
         "wav2vec 2.0 base, LibriSpeech 960 h, self-supervised",
         hub_id="facebook/wav2vec2-base",
+        dims=(768, 12, 1),
     ),
     public_card(
         "hubert-base-ls960",
@@ -171,6 +172,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         f"{HF}facebook/hubert-base-ls960",
         "HuBERT base, LibriSpeech 960 h",
         hub_id="facebook/hubert-base-ls960",
+        dims=(768, 12, 1),
     ),
     public_card(
         "wavlm-base-plus",
@@ -181,6 +183,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         f"{HF}microsoft/wavlm-base-plus",
         "WavLM base+, 94k h (Libri-Light, GigaSpeech, VoxPopuli)",
         hub_id="microsoft/wavlm-base-plus",
+        dims=(768, 12, 1),
     ),
     public_card(
         "data2vec-audio-base",
@@ -191,6 +194,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         f"{HF}facebook/data2vec-audio-base",
         "data2vec 1.0 audio base, LibriSpeech 960 h",
         hub_id="facebook/data2vec-audio-base",
+        dims=(768, 12, 1),
     ),
     public_card(
         "ast-audioset-0.4593",
@@ -201,6 +205,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         f"{HF}MIT/ast-finetuned-audioset-10-10-0.4593",
         "AST fine-tuned on AudioSet (mAP 0.459); the classifier is dropped",
         hub_id="MIT/ast-finetuned-audioset-10-10-0.4593",
+        dims=(768, 12, 12),
     ),
     public_card(
         "whisper-tiny",
@@ -211,7 +216,8 @@ PUBLIC: tuple[PublicCard, ...] = (
         f"{HF}openai/whisper-tiny",
         "Whisper tiny's encoder (30-s windows); the decoder is dropped",
         hub_id="openai/whisper-tiny",
-        sizes=_whisper("tiny"),
+        sizes={"dim": 384, "depth": 4, "heads": 6, "n_bins": 80},
+        dims=(384, 4, 1),
     ),
     public_card(
         "whisper-base",
@@ -222,7 +228,8 @@ PUBLIC: tuple[PublicCard, ...] = (
         f"{HF}openai/whisper-base",
         "Whisper base's encoder (30-s windows); the decoder is dropped",
         hub_id="openai/whisper-base",
-        sizes=_whisper("base"),
+        sizes={"dim": 512, "depth": 6, "heads": 8, "n_bins": 80},
+        dims=(512, 6, 1),
     ),
     public_card(
         "beats-iter3",
@@ -233,6 +240,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "https://github.com/microsoft/unilm/tree/master/beats (BEATs_iter3.pt)",
         "BEATs iteration 3, AudioSet-2M self-supervised",
         weights_file="BEATs_iter3.pt",
+        dims=(768, 12, 8),
     ),
     public_card(
         "beats-iter3-as2m",
@@ -243,6 +251,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "https://github.com/microsoft/unilm/tree/master/beats (BEATs_iter3_plus_AS2M.pt)",
         "BEATs iteration 3+, fine-tuned on AudioSet-2M (predictor dropped)",
         weights_file="BEATs_iter3_plus_AS2M.pt",
+        dims=(768, 12, 8),
     ),
     public_card(
         "dasheng-base",
@@ -253,6 +262,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "https://zenodo.org/records/11511780 (dasheng_base.pt)",
         "Dasheng base (86 M), MAE on 272k h of audio",
         weights_file="dasheng_base.pt",
+        dims=(768, 12, 1),
     ),
     public_card(
         "passt-s-kd",
@@ -264,6 +274,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "PaSST-S with knowledge distillation, AudioSet (mAP 0.486), 32 kHz",
         weights_file="passt-s-kd-ap.486.pt",
         sample_rate=32000,
+        dims=(768, 12, 12),
     ),
     public_card(
         "tera-960hr",
@@ -274,6 +285,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "s3prl's tera_logMelBase_T_F_M_AdamW_b32_1m_960hr_drop1 (states-1000000.ckpt)",
         "TERA base (3 blocks), LibriSpeech 960 h (time + frequency + magnitude alteration)",
         weights_file="tera_logMelBase_T_F_M_AdamW_b32_1m_960hr_drop1/states-1000000.ckpt",
+        dims=(768, 3, 1),
     ),
     public_card(
         "byol-a-2048",
@@ -284,6 +296,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "https://github.com/nttcslab/byol-a (pretrained_weights/AudioNTT2020-BYOLA-64x96d2048.pth)",
         "BYOL-A v1 (AudioNTT2020, d = 2048), AudioSet; scenes pooled mean + max",
         weights_file="AudioNTT2020-BYOLA-64x96d2048.pth",
+        dims=(2048, 1, 1),
     ),
     public_card(
         "m2d-vit-base",
@@ -297,6 +310,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "converter parity unverified (no PyPI reference)",
         weights_file="m2d_vit_base-80x608p16x16-221006-mr7/checkpoint-300.pth",
         concat=True,
+        dims=(768, 12, 5),
     ),
     public_card(
         "eat-base-epoch30",
@@ -308,6 +322,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "EAT base, AudioSet-2M, 30 epochs (fairseq checkpoint); converter parity unverified "
         "(no PyPI reference)",
         weights_file="EAT-base_epoch30_pt.pt",
+        dims=(768, 12, 8),
     ),
     public_card(
         "audiomae-base",
@@ -319,9 +334,7 @@ PUBLIC: tuple[PublicCard, ...] = (
         "AudioMAE ViT-B/16, AudioSet-2M pretrained; converter parity unverified (no PyPI "
         "reference)",
         weights_file="audiomae/pretrained.pth",
+        dims=(768, 12, 8),
     ),
 )
-"""The registered public cards, in this order."""
-
-for _card in PUBLIC:
-    register_card(_card)
+"""The public cards, in this order (registered by :mod:`echoic.zoo.cards.public`)."""

@@ -13,12 +13,9 @@ from typing import Any
 
 import torch
 
-from echoic.cards import Origin
 from echoic.checkpoint import EchoicModel, ModelConfig
 from echoic.embed.embedder import Embedder
-from echoic.zoo.registry import ZooEntry, register
-
-RANDOM_VIT_SEED = 1
+from echoic.zoo.cards.random_vit_tiny import RANDOM_VIT_SEED
 
 
 def random_vit_model(seed: int = RANDOM_VIT_SEED, encoder: str = "vit_tiny") -> EchoicModel:
@@ -41,20 +38,3 @@ def build(seed: int = RANDOM_VIT_SEED, encoder: str = "vit_tiny", **options: Any
     """An :class:`~echoic.embed.embedder.Embedder` over :func:`random_vit_model`; ``options`` are
     :class:`~echoic.embed.embedder.EmbedConfig` fields (``layer``, ``chunk_s`` …)."""
     return Embedder(random_vit_model(seed, encoder), **options)
-
-
-register(
-    ZooEntry(
-        name="random_vit_tiny",
-        kind="baseline",
-        licence="Apache-2.0 (random weights, seed 1)",
-        build=build,
-        notes="echoic vit_tiny + Kaldi fbank at a fixed random init (seed 1; echoic-default "
-        "is seed 0)",
-        embedding_size=192,
-        sample_rate=16000,
-        architecture="vit_tiny on kaldi_fbank (echoic Embedder)",
-        layer_sizes=(192,) * 13,  # the token embedding and 12 blocks, frequency mean
-        origin=Origin(source=f"fixed random initialisation (seed {RANDOM_VIT_SEED})"),
-    )
-)

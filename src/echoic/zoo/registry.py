@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from echoic.cards import (
     CARDS,
@@ -26,10 +26,12 @@ from echoic.cards import (
     register_card,
     writer_card,
 )
-from echoic.checkpoint import CONFIG_FILE, read_config
-from echoic.embed.base import EmbeddingModel
 from echoic.errors import ConfigError
+from echoic.model_format import CONFIG_FILE, read_config
 from echoic.registry import RegistryError, unknown_name_message
+
+if TYPE_CHECKING:
+    from echoic.embed.base import EmbeddingModel
 
 __all__ = [
     "KINDS",
@@ -117,4 +119,4 @@ def resolve_model(name_or_path: str | os.PathLike[str], **options: Any) -> Embed
             f"model {card.name!r} ({type(model).__name__}) takes no device option: it has no "
             "to_device method; leave the device out (it runs on the CPU)"
         )
-    return cast(EmbeddingModel, move(device))
+    return cast("EmbeddingModel", move(device))
