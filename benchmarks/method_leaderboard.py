@@ -60,10 +60,12 @@ def run(cmd: list[str], log: Path) -> float:
 
 
 SIZE = "tiny"
+# random-initialisation rows: the encoder and frontend of this method's recipe, untrained
+RANDOM = {"random": "mae", "random_wav": "hubert"}  # vit_tiny / wav_tiny
 
 
 def recipe(method: str) -> Path:
-    path = ROOT / "configs" / "pretrain" / f"{'mae' if method == 'random' else method}_{SIZE}.yaml"
+    path = ROOT / "configs" / "pretrain" / f"{RANDOM.get(method, method)}_{SIZE}.yaml"
     if not path.exists():
         raise SystemExit(
             f"no recipe {path}: each method needs configs/pretrain/<method>_{SIZE}.yaml"
@@ -103,7 +105,7 @@ def train(method: str, seed: int, work: Path, corpus: Path, minutes: float) -> P
     if (model / "config.json").exists():
         return model
     out.mkdir(parents=True, exist_ok=True)
-    if method == "random":  # the recipe's encoder and frontend at a seeded initialisation
+    if method in RANDOM:  # the recipe's encoder and frontend at a seeded initialisation
         code = (
             "import sys, torch; from echoic.train.config import load_config; "
             "from echoic.train.module import PretrainModule; "
@@ -178,7 +180,7 @@ def table(work: Path, methods: list[str], seeds: list[int], minutes: float) -> s
                 cells.append(f"{statistics.mean(values):.3f}")
             spread = statistics.stdev(averages) if len(averages) > 1 else 0.0
             steps, cpu = "0", "0"
-            if method != "random":
+            if method not in RANDOM:
                 cal = json.loads((work / method / "calibration.json").read_text())
                 train_cpu = [
                     json.loads((work / method / f"seed{s}" / "train.json").read_text())["cpu_s"]
