@@ -61,7 +61,11 @@ def run(cmd: list[str], log: Path) -> float:
 
 SIZE = "tiny"
 # random-initialisation rows: the encoder and frontend of this method's recipe, untrained
-RANDOM = {"random": "mae", "random_wav": "hubert"}  # vit_tiny / wav_tiny
+RANDOM = {
+    "random": "mae",
+    "random_wav": "hubert",
+    "random_cnn": "byol_a",
+}  # vit_tiny, wav_tiny, byol_a CNN
 
 
 def recipe(method: str) -> Path:
