@@ -33,6 +33,12 @@ TINY = {
     "hubert": {"final_dim": 32},
     "spear": {"n_codebooks": 2, "codebook_size": 16},
     "unfused": {"codebook_size": 16},
+    "spatial_mae": {
+        "decoder_dim": 32,
+        "decoder_depth": 1,
+        "decoder_heads": 2,
+        "window_sizes": [2, 0],
+    },
 }
 """Small heads per objective; an objective not listed runs with its defaults."""
 

@@ -3,6 +3,8 @@
 Used by the data tests and by CLI tests, so the API is kept stable:
 
 - :func:`make_good_files` — ``n`` short mono wav clips.
+- :func:`make_panned_files` — ``n`` short 2-channel wav clips whose channels differ by a delay
+  and a level (a crude binaural pan: spatial pretraining smoke runs and tests).
 - :func:`make_format_files` — the same tone in wav, flac, ogg vorbis, ogg opus, mp3, m4a, webm.
 - :func:`make_odd_files` — 20 awkward inputs mapped to the problem each one has.
 """
@@ -54,6 +56,39 @@ def make_good_files(
         x = x + 0.01 * rng.standard_normal(int(x.shape[0])).astype(np.float32)
         path = directory / f"good_{i:03d}.wav"
         sf.write(path, x, sample_rate, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+def make_panned_files(
+    directory: str | Path, n: int, sample_rate: int = 16000, seconds: float = 2.0
+) -> list[Path]:
+    """Write ``n`` 2-channel float wav clips ``panned_000.wav, ...``; returns the paths.
+
+    Each clip is a source (a harmonic tone gliding in pitch, under noise bursts) on channel 0 and
+    the same source delayed by ``-12 … 12`` samples (±0.75 ms at 16 kHz) and scaled by ``-12 …
+    12`` dB on channel 1, both drawn per clip. Deterministic for given arguments.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    margin = 12
+    length = round(seconds * sample_rate)
+    t = np.arange(length + 2 * margin) / sample_rate
+    paths = []
+    for i in range(n):
+        pitch = 150.0 * 2 ** (rng.uniform(0, 24) / 12)
+        phase = 2 * np.pi * pitch * (t + 0.3 * rng.uniform(-1, 1) * t**2)
+        harmonics = np.sum([np.sin(k * phase) / k for k in range(1, 6)], axis=0)
+        bursts = rng.standard_normal(t.shape[0]) * (np.sin(2 * np.pi * rng.uniform(1, 4) * t) > 0)
+        source = 0.2 * harmonics + 0.1 * bursts
+        delay = int(rng.integers(-margin, margin + 1))
+        gain = 10 ** (rng.uniform(-12, 12) / 20)
+        left = source[margin : margin + length]
+        right = gain * source[margin - delay : margin - delay + length]
+        stereo = np.stack([left, right], axis=1) / max(1.0, gain) * 0.8
+        path = directory / f"panned_{i:03d}.wav"
+        sf.write(path, stereo.astype(np.float32), sample_rate, subtype="FLOAT")
         paths.append(path)
     return paths
 

@@ -19,7 +19,8 @@ See :data:`echoic.features.kaldi.KALDI_FBANK_PRESETS`.
 Channels. A frontend whose config has ``channels = C > 1`` takes ``(B, C, S)`` audio and gives
 ``(B, C', F, T)`` values: channel ``c`` is computed exactly as the mono path computes the ``(B, S)``
 waveform ``audio[:, c]`` (bit for bit), and the config's ``interchannel`` option may append level /
-phase differences (:mod:`echoic.features.interchannel`), so ``C' = out_channels``. Mono (the
+phase differences, GCC-PHAT or ambisonic intensity vectors (:mod:`echoic.features.interchannel`),
+so ``C' = out_channels``. Mono (the
 default) keeps ``(B, S)`` → ``(B, F, T)``.
 """
 
@@ -37,9 +38,13 @@ from echoic.errors import ConfigError
 from echoic.features.cmvn import utterance_cmvn
 from echoic.features.interchannel import (
     channel_names,
+    cues,
+    gcc_phat,
+    intensity_vectors,
     level_differences,
     phase_difference,
     pool_onto_bins,
+    spectral_cue_channels,
 )
 from echoic.registry import Registry
 from echoic.types import AudioBatch, Features
@@ -64,7 +69,8 @@ class Frontend(torch.nn.Module):
     Subclasses set ``name``, implement ``n_bins``, ``win_length``, ``hop_length`` (in samples) and
     ``compute(waveform, n_frames)``; the base class checks the batch, counts frames per item,
     computes each channel, normalises with the config's ``mean``/``std`` and zeroes the padded
-    frames. Inter-channel phase differences also need ``complex_spectrum`` and ``phase_pooling``.
+    frames. Inter-channel phase cues (IPD, GCC, intensity) also need ``complex_spectrum`` and
+    ``phase_pooling``.
     """
 
     name: ClassVar[str] = ""
@@ -168,8 +174,8 @@ class Frontend(torch.nn.Module):
         """``(B, S)`` → ``(B, n_frames, K)`` complex STFT of the frames as this frontend windows
         them (inter-channel phase differences are taken from it)."""
         raise NotImplementedError(
-            f"{type(self).__name__} gives no complex spectrum, so interchannel='ipd' is not "
-            "available for it; use interchannel='none' or 'ild'."
+            f"{type(self).__name__} gives no complex spectrum, so the phase cues of "
+            "interchannel ('ipd', 'gcc', 'iv') are not available for it; use 'none' or 'ild'."
         )
 
     def phase_pooling(self) -> torch.Tensor:
@@ -288,26 +294,33 @@ class Frontend(torch.nn.Module):
             for c in range(channels)
         ]
         extra: list[torch.Tensor] = []
-        if "ild" in self.interchannel:
+        if "ild" in cues(self.interchannel):
             extra += level_differences(per_channel)
-        if "ipd" in self.interchannel:
-            shape = (batch_size, 2 * (channels - 1), self.n_bins)
-            extra += list(
-                self.in_chunks(waveform, n_frames, self.phase_differences, shape).unbind(1)
-            )
+        spectral = [cue for cue in cues(self.interchannel) if cue != "ild"]
+        if spectral:
+            count = sum(spectral_cue_channels(cue, channels) for cue in spectral)
+            shape = (batch_size, count, self.n_bins)
+            extra += list(self.in_chunks(waveform, n_frames, self.spectral_cues, shape).unbind(1))
         return torch.stack(per_channel + extra, dim=1)
 
-    def phase_differences(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """``(B, C, S)`` → ``(B, 2 (C - 1), F, n_frames)``: cos and sin of the phase of channel
-        ``c`` against channel 0, pooled onto the feature bins, for ``c = 1 … C - 1``."""
-        weights = self.phase_pooling().to(waveform.dtype)
+    def spectral_cues(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, C, S)`` → ``(B, count, F, n_frames)``: the configured cues read from the complex
+        spectra of every channel, against channel 0 (:mod:`echoic.features.interchannel`)."""
         spectra = [
             self.complex_spectrum(waveform[:, c], n_frames) for c in range(waveform.shape[1])
         ]
         out: list[torch.Tensor] = []
-        for spectrum in spectra[1:]:
-            cos, sin = phase_difference(spectrum, spectra[0])
-            out += [pool_onto_bins(cos, weights), pool_onto_bins(sin, weights)]
+        for cue in cues(self.interchannel):
+            if cue == "ipd":
+                weights = self.phase_pooling().to(waveform.dtype)
+                for spectrum in spectra[1:]:
+                    cos, sin = phase_difference(spectrum, spectra[0])
+                    out += [pool_onto_bins(cos, weights), pool_onto_bins(sin, weights)]
+            elif cue == "gcc":
+                out += [gcc_phat(spectrum, spectra[0], self.n_bins) for spectrum in spectra[1:]]
+            elif cue == "iv":
+                weights = self.phase_pooling().to(waveform.dtype)
+                out += list(intensity_vectors(spectra, weights).unbind(1))
         return torch.stack(out, dim=1)
 
     def to_dict(self) -> dict[str, Any]:

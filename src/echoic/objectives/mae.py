@@ -115,11 +115,19 @@ class MAEObjective(Objective):
         if cls is not None:
             full = torch.cat([self.decoder_embed(cls)[:, None], full], dim=1)
             pad = torch.cat([padding.new_zeros(batch, 1), padding], dim=1)
-        attn_mask = padding_to_attn_mask(pad) if bool(pad.any()) else None
-        for block in self.decoder_blocks:
-            full = block(full, attn_mask)
+        full = self.run_decoder_blocks(full, pad, n_prefix=0 if cls is None else 1)
         out = self.decoder_pred(self.decoder_norm(full))
         return out[:, 1:] if cls is not None else out
+
+    def run_decoder_blocks(
+        self, tokens: torch.Tensor, padding: torch.Tensor, n_prefix: int
+    ) -> torch.Tensor:
+        """tokens: ``(B, n_prefix + N, W)`` (summary tokens first, then the grid in token order);
+        padding: ``(B, n_prefix + N)``, True on padding keys. Global attention in every block."""
+        attn_mask = padding_to_attn_mask(padding) if bool(padding.any()) else None
+        for block in self.decoder_blocks:
+            tokens = block(tokens, attn_mask)
+        return tokens
 
     def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
         """Loss: mean over hidden, non-padding tokens of the squared error of their input values

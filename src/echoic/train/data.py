@@ -197,7 +197,9 @@ def data_hash(clips: Sequence[Clip]) -> str:
 class CropDataset(Dataset):
     """Global clip number → ``views`` random crops of ``crop_s`` seconds of one readable clip.
 
-    Returns ``{"audio": (V, S) float32, "lengths": (V,) int64, "failed": [paths skipped]}``.
+    Returns ``{"audio": (V, S) float32, "lengths": (V,) int64, "failed": [paths skipped]}``;
+    with ``channels = C > 1`` (a multichannel frontend) ``audio`` is ``(V, C, S)``, every channel
+    cropped at the same offset, and files of another channel count are skipped as unreadable.
     """
 
     def __init__(
@@ -211,8 +213,10 @@ class CropDataset(Dataset):
         shuffle: bool = True,
         min_samples: int = 1,
         max_consecutive_failures: int = 100,
+        channels: int = 1,
     ) -> None:
         self.clips = list(clips)
+        self.channels = int(channels)
         self.sample_rate = int(sample_rate)
         self.crop = max(1, round(crop_s * sample_rate))
         self.views = views
@@ -262,37 +266,53 @@ class CropDataset(Dataset):
         )
 
     def load_crops(self, clip: Clip, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``(V, crop)`` float32 crops and ``(V,)`` valid lengths of one clip."""
+        """``(V, crop)`` (``(V, C, crop)`` for ``C`` channels) float32 crops and ``(V,)`` valid
+        lengths of one clip."""
         sr, crop = self.sample_rate, self.crop
+        shape = (crop,) if self.channels == 1 else (self.channels, crop)
         duration = clip.duration_s
         if duration is None:
             info = audio_info(clip.path)
             if info.frames >= 0:
                 duration = max(info.frames / info.sample_rate - clip.start_s, 0.0)
-        out = np.zeros((self.views, crop), dtype=np.float32)
+        out = np.zeros((self.views, *shape), dtype=np.float32)
         lengths = np.full(self.views, crop, dtype=np.int64)
         crop_s = crop / sr
         if duration is not None and duration > max(4 * crop_s, WHOLE_FILE_LIMIT_S):
             span = round(duration * sr)  # long file: decode only the crops
             for v in range(self.views):
                 offset = int(rng.integers(0, span - crop + 1))
-                x, _ = load_audio(
-                    clip.path, sr, offset_s=clip.start_s + offset / sr, duration_s=crop_s
-                )
-                out[v, : min(crop, len(x))] = x[:crop]
+                x = self.load(clip, offset_s=clip.start_s + offset / sr, duration_s=crop_s)
+                out[v, ..., : min(crop, x.shape[-1])] = x[..., :crop]
             return out, lengths
-        x, _ = load_audio(clip.path, sr, offset_s=clip.start_s, duration_s=clip.duration_s)
+        x = self.load(clip, offset_s=clip.start_s, duration_s=clip.duration_s)
         require_min_samples(x, self.min_samples, clip.path)
+        n = int(x.shape[-1])
         for v in range(self.views):
-            if len(x) >= crop:
-                offset = int(rng.integers(0, len(x) - crop + 1))
-                out[v] = x[offset : offset + crop]
-            elif self.pad == "repeat":
-                out[v] = np.resize(x, crop)  # tiles the clip
+            if n >= crop:
+                offset = int(rng.integers(0, n - crop + 1))
+                out[v] = x[..., offset : offset + crop]
+            elif self.pad == "repeat":  # tiles the clip
+                out[v] = np.tile(x, (1,) * (x.ndim - 1) + (-(-crop // n),))[..., :crop]
             else:
-                out[v, : len(x)] = x
-                lengths[v] = len(x)
+                out[v, ..., :n] = x
+                lengths[v] = n
         return out, lengths
+
+    def load(self, clip: Clip, offset_s: float, duration_s: float | None) -> np.ndarray:
+        """``(S,)`` mono (mixed down), or ``(C, S)`` for ``channels = C > 1`` (checked)."""
+        mono = self.channels == 1
+        x, _ = load_audio(
+            clip.path, self.sample_rate, mono=mono, offset_s=offset_s, duration_s=duration_s
+        )
+        if not mono and x.shape[0] != self.channels:
+            raise AudioError(
+                clip.path,
+                f"{x.shape[0]} channel(s), but the frontend takes {self.channels}",
+                f"train on {self.channels}-channel files, or set the frontend's channels to "
+                f"{x.shape[0]}",
+            )
+        return x
 
 
 class StreamSampler(Sampler[int]):

@@ -193,6 +193,7 @@ class PretrainModule(L.LightningModule):
             shuffle=d.shuffle,
             min_samples=self.frontend.min_samples,
             max_consecutive_failures=d.max_consecutive_failures,
+            channels=self.frontend.channels,
         )
         world = self.trainer.world_size if self._trainer is not None else 1
         return build_dataloader(
