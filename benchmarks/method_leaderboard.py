@@ -80,7 +80,8 @@ def recipe(method: str) -> Path:
 def pretrain_cmd(method: str, out: Path, seed: int, corpus: Path, extra: list[str]) -> list[str]:
     return [
         *ECHOIC, "pretrain", "--config", str(recipe(method)), "--seed", str(seed),
-        "--output_dir", str(out), "--data.train", f"[{corpus}]", "--trainer.threads", "1",
+        "--output_dir", str(out), "--export_dir", str(out / "model"),
+        "--data.train", f"[{corpus}]", "--trainer.threads", "1",
         "--trainer.progress_bar", "false", *extra,
     ]  # fmt: skip
 

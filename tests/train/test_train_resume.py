@@ -22,6 +22,7 @@ from echoic.train.run import pretrain
 STOP, TOTAL = 2, 4
 TINY = {
     "mae": {"decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2},
+    "mert": {"n_codebooks": 2, "codebook_size": 16, "final_dim": 16},
     "eat": {"clone_batch": 3, "decoder_dim": 32, "decoder_layers": 1, "ema_decay": 0.9},
     "ssast": {},
     "m2d": {"predictor_dim": 32, "predictor_depth": 1, "predictor_heads": 2, "ema_decay": 0.9},

@@ -8,8 +8,10 @@ An objective that predicts ids owns a :class:`DiscreteTargets` module built from
   (:func:`token_frames`): ``"patches"`` — the input values the token covers
   (``encoder.token_targets``: a ViT's patch pixels, a waveform frame's samples; BEATs' tokenizer
   input); ``"mfcc"`` — 13 MFCCs + Δ + ΔΔ of the token's time step, normalised per clip (HuBERT's
-  first iteration; :func:`mfcc_steps`); ``"layer"`` — layer ``teacher_layer`` of a frozen
-  ``teacher`` model (an earlier iteration; HuBERT's second);
+  first iteration; :func:`mfcc_steps`); ``"logmel"`` — the 40-band log-mel of the token's time
+  step, normalised per clip (the input of MERT's stand-in codec; :func:`log_mel_steps`);
+  ``"layer"`` — layer ``teacher_layer`` of a frozen ``teacher`` model (an earlier iteration;
+  HuBERT's second);
 * ``tokenizer``: the directory of a fitted tokenizer (``echoic tokenizer fit`` or a ``tokenizer``
   stage of an iteration recipe, :mod:`echoic.train.stages`); ``None`` builds a
   ``random_projection`` quantiser in place from ``tokenizer_seed`` (BEATs' iteration 0,
@@ -34,7 +36,7 @@ from echoic.encoders.base import Encoder, EncoderSpec, time_token_padding
 from echoic.errors import ConfigError
 from echoic.features.logmel import mel_filter_bank
 from echoic.tokenizers import Tokenizer, build_tokenizer, load_tokenizer
-from echoic.tokenizers.frames import mfcc_frames
+from echoic.tokenizers.frames import mfcc_frames, stacked_frames
 from echoic.types import Features
 
 __all__ = [
@@ -42,11 +44,12 @@ __all__ = [
     "DiscreteTargets",
     "DiscreteTargetsConfig",
     "grid_time_index",
+    "log_mel_steps",
     "mfcc_steps",
     "token_frames",
 ]
 
-FRAME_KINDS = ("patches", "mfcc", "layer")
+FRAME_KINDS = ("patches", "mfcc", "logmel", "layer")
 MFCC_VALUES = 39
 WAVEFORM_MELS = 40
 
@@ -57,7 +60,7 @@ class DiscreteTargetsConfig:
 
     tokenizer: a fitted tokenizer directory, or None for a seeded ``random_projection`` of
         ``codebook_size`` codes of ``codebook_dim`` dims built in place (``tokenizer_seed``).
-    target_frames: ``"patches"``, ``"mfcc"`` or ``"layer"`` (module docstring).
+    target_frames: ``"patches"``, ``"mfcc"``, ``"logmel"`` or ``"layer"`` (module docstring).
     teacher / teacher_layer: the model directory and layer index for ``target_frames: layer``;
         the teacher must read the same features and have the student's token grid.
     """
@@ -101,23 +104,30 @@ def _log_mel_of_waveform(
     return torch.log(torch.einsum("bft,fm->bmt", power, bank) + 1e-6)
 
 
-def mfcc_steps(features: Features, spec: EncoderSpec) -> torch.Tensor:
-    """``(B, n_time, 39)`` MFCC + Δ + ΔΔ of every time step of the grid, standardised per clip
-    over its valid steps (cepstral mean and variance normalisation).
+def _per_clip_steps(features: Features, spec: EncoderSpec, mfcc: bool) -> torch.Tensor:
+    """``(B, n_time, 39 | 40)`` MFCC + Δ + ΔΔ (``mfcc``) or log-mel of every time step of the
+    grid, standardised per clip over its valid steps (cepstral mean and variance normalisation).
 
     Spectral features are taken as the log-mel (channels averaged); for a waveform encoder a
     40-band log-mel is computed with one 25-ms-like window per token (``receptive`` samples,
-    ``stride`` apart), so MFCC frame ``t`` reads exactly token ``t``'s samples."""
+    ``stride`` apart), so frame ``t`` reads exactly token ``t``'s samples."""
     n_time = spec.time_steps(features.n_frames)
     values = features.values
     if spec.input == "waveform":
         samples = values.reshape(values.shape[0], -1, values.shape[-1]).mean(1)
         rate = round(1.0 / features.hop_s)
         log_mel = _log_mel_of_waveform(samples, rate, spec.receptive, spec.stride)
-        steps = mfcc_frames(log_mel, 1, 1) if log_mel.shape[-1] else log_mel.transpose(1, 2)
+        if mfcc and log_mel.shape[-1]:
+            steps = mfcc_frames(log_mel, 1, 1)
+        else:
+            steps = log_mel.transpose(1, 2)
     else:
-        log_mel = values.mean(1) if values.ndim == 4 else values
-        steps = mfcc_frames(log_mel.float(), spec.stride, spec.receptive)
+        log_mel = (values.mean(1) if values.ndim == 4 else values).float()
+        if mfcc:
+            steps = mfcc_frames(log_mel, spec.stride, spec.receptive)
+        else:  # each step's frames averaged (zeros past the end)
+            windows = stacked_frames(log_mel, spec.stride, spec.receptive)
+            steps = windows.reshape(*windows.shape[:2], spec.receptive, -1).mean(2)
     steps = steps[:, :n_time]
     if steps.shape[1] < n_time:  # never for the registered encoders; pad defensively
         steps = nn.functional.pad(steps, (0, 0, 0, n_time - steps.shape[1]))
@@ -128,18 +138,31 @@ def mfcc_steps(features: Features, spec: EncoderSpec) -> torch.Tensor:
     return (steps - mean) / (var + 1e-5).sqrt()
 
 
+def mfcc_steps(features: Features, spec: EncoderSpec) -> torch.Tensor:
+    """``(B, n_time, 39)`` MFCC + Δ + ΔΔ of every time step of the grid, standardised per clip
+    (:func:`_per_clip_steps`)."""
+    return _per_clip_steps(features, spec, mfcc=True)
+
+
+def log_mel_steps(features: Features, spec: EncoderSpec) -> torch.Tensor:
+    """``(B, n_time, 40)`` log-mel of every time step of the grid (a spectral frontend's own
+    bins, averaged over the step's frames), standardised per clip (:func:`_per_clip_steps`)."""
+    return _per_clip_steps(features, spec, mfcc=False)
+
+
 def token_frames(kind: str, features: Features, encoder: Encoder, layer: int = -1) -> torch.Tensor:
     """``(B, N, D)`` float32 frames of ``kind`` for every token of ``encoder``'s full grid.
 
-    ``"patches"``: ``encoder.token_targets``; ``"mfcc"``: :func:`mfcc_steps` of each token's time
-    step; ``"layer"``: ``encoder(features).layers[layer]`` (``encoder`` is then the teacher)."""
+    ``"patches"``: ``encoder.token_targets``; ``"mfcc"`` / ``"logmel"``: :func:`mfcc_steps` /
+    :func:`log_mel_steps` of each token's time step; ``"layer"``: ``encoder(features).layers[layer]`` (``encoder`` is then the teacher)."""
     spec = encoder.spec
     if kind == "patches":
         return encoder.token_targets(features).float()
-    if kind == "mfcc":
+    if kind in ("mfcc", "logmel"):
         grid = encoder.grid(features.n_frames)
         time_index = grid_time_index(spec, grid).to(features.values.device)
-        return mfcc_steps(features, spec)[:, time_index]
+        steps = mfcc_steps if kind == "mfcc" else log_mel_steps
+        return steps(features, spec)[:, time_index]
     if kind == "layer":
         return encoder(features).layers[layer].float()
     raise ConfigError(f"target_frames must be one of {FRAME_KINDS}; found {kind!r}.")
@@ -151,6 +174,8 @@ def frame_dim(kind: str, spec: EncoderSpec) -> int:
         return spec.token_input_size
     if kind == "mfcc":
         return MFCC_VALUES
+    if kind == "logmel":
+        return WAVEFORM_MELS if spec.input == "waveform" else spec.n_bins
     if kind == "layer":
         return spec.width
     raise ConfigError(f"target_frames must be one of {FRAME_KINDS}; found {kind!r}.")
