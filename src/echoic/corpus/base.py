@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from echoic.data.captions import Caption
 from echoic.errors import EchoicError
 from echoic.registry import Registry
 
@@ -36,12 +37,19 @@ class CorpusItem:
     render: returns ``(mono float audio, sample rate)`` for a rendered item.
     origin: where it comes from (a path relative to the shared data folder, a task file, a
         description of what was rendered); recorded in the manifest.
+    captions: the clip's captions (``captions.csv``); empty for audio-only sources.
+    group: the key its held-out split is drawn from (default ``<source>/<key>``): clips that
+        share a caption (a sound and its spoken description) share a group.
+    licence: this file's licence when it differs per file (``licences.csv``), else empty.
     """
 
     key: str
     path: Path | None = None
     render: Callable[[], tuple[np.ndarray, int]] | None = None
     origin: str = ""
+    captions: tuple[Caption, ...] = ()
+    group: str = ""
+    licence: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,11 +63,17 @@ class CorpusContext:
 
 
 class CorpusSource(ABC):
-    """A registered corpus source. ``licence`` names the licence(s) of the audio it yields."""
+    """A registered corpus source. ``licence`` names the licence(s) of the audio it yields.
+
+    ``heldout_fraction`` > 0 sends that fraction of its groups (a seeded hash, see
+    :func:`echoic.data.captions.in_heldout`) to ``heldout.csv``, the caption retrieval
+    evaluation set, instead of ``manifest.csv``.
+    """
 
     name: ClassVar[str]
     licence: ClassVar[str]
     description: ClassVar[str]
+    heldout_fraction: ClassVar[float] = 0.0
 
     def unavailable(self, ctx: CorpusContext) -> str | None:
         """None when the source can run here, else one line saying what is missing and how to fix."""

@@ -8,6 +8,13 @@ Output folder::
     summary.json     per source: files, hours, licence; totals; the corpus content hash
     audio/<source>/<key>.flac   rendered audio (16-bit FLAC)
 
+Captioned sources add (audio-only builds write none of these, so their outputs are unchanged)::
+
+    heldout.csv      the held-out caption set (manifest columns); never in manifest.csv
+    captions.csv     file,source,split,group,caption,caption_lang,caption_kind (see
+                     :mod:`echoic.data.captions`, which reads it)
+    licences.csv     file,source,licence for sources that know each file's licence
+
 Re-running skips rendered files already on disk; a failing item is reported and skipped.
 """
 
@@ -30,13 +37,16 @@ from tqdm import tqdm
 
 from echoic.corpus.base import SOURCES, CorpusContext, CorpusError, CorpusItem
 from echoic.data.audio import audio_info
+from echoic.data.captions import CAPTION_COLUMNS, CAPTIONS, HELDOUT, in_heldout
 
 __all__ = ["MANIFEST", "CorpusSummary", "build_corpus", "file_sha256", "read_manifest"]
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.csv"
 SUMMARY = "summary.json"
+LICENCES = "licences.csv"
 COLUMNS = ("file", "source", "duration_s", "sample_rate", "sha256", "origin")
+LICENCE_COLUMNS = ("file", "source", "licence")
 
 
 @dataclass
@@ -49,15 +59,23 @@ class CorpusSummary:
     total_hours: float = 0.0
     content_hash: str = ""
     failures: list[str] = field(default_factory=list)
+    heldout_files: int = 0
+    heldout_content_hash: str = ""
+    captions: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "sources": self.sources,
             "total_files": self.total_files,
             "total_hours": round(self.total_hours, 4),
             "content_hash": self.content_hash,
             "failures": self.failures,
         }
+        if self.heldout_files or self.captions:
+            out["heldout_files"] = self.heldout_files
+            out["heldout_content_hash"] = self.heldout_content_hash
+            out["captions"] = self.captions
+        return out
 
 
 def file_sha256(path: Path) -> str:
@@ -109,12 +127,17 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
     summary = CorpusSummary(directory=out)
     rows: list[dict[str, Any]] = []
+    heldout: list[dict[str, Any]] = []
+    captions: list[dict[str, Any]] = []
+    licences: list[dict[str, Any]] = []
     for name in sources:
         source = SOURCES.get(name)()
         missing = source.unavailable(ctx)
         if missing:
             raise CorpusError(f"corpus source {name!r} cannot run here: {missing}")
-        seconds, files = 0.0, 0
+        seconds, files, held_files = 0.0, 0, 0
+        kinds: dict[str, int] = {}
+        langs: dict[str, int] = {}
         cap = ctx.max_hours * 3600 if ctx.max_hours else None
         bar = tqdm(desc=name, unit="file", disable=not progress, leave=False)
         for item in source.items(ctx):
@@ -130,7 +153,9 @@ def build_corpus(
                 continue
             finally:
                 bar.update(1)
-            rows.append(
+            group = item.group or f"{name}/{item.key}"
+            held = source.heldout_fraction > 0 and in_heldout(group, source.heldout_fraction)
+            (heldout if held else rows).append(
                 {
                     "file": entry,
                     "source": name,
@@ -140,23 +165,53 @@ def build_corpus(
                     "origin": item.origin,
                 }
             )
+            split = "heldout" if held else "train"
+            for c in item.captions:
+                captions.append(
+                    dict(
+                        zip(
+                            CAPTION_COLUMNS,
+                            (entry, name, split, group, c.text, c.lang, c.kind),
+                            strict=True,
+                        )
+                    )
+                )
+                kinds[c.kind] = kinds.get(c.kind, 0) + 1
+                langs[c.lang] = langs.get(c.lang, 0) + 1
+            if item.licence:
+                licences.append({"file": entry, "source": name, "licence": item.licence})
             seconds += info.duration_s
             files += 1
+            held_files += held
         bar.close()
-        stats = {
+        stats: dict[str, Any] = {
             "files": files,
             "seconds": round(seconds, 3),
             "hours": round(seconds / 3600, 4),
             "licence": source.licence,
             "description": source.description,
         }
+        if kinds:
+            stats.update(heldout_files=held_files, captions=kinds, caption_langs=langs)
         summary.sources[name] = stats
         if report:
             report(name, stats)
     summary.total_files = len(rows)
     summary.total_hours = sum(float(r["duration_s"]) for r in rows) / 3600
     summary.content_hash = content_hash(r["sha256"] for r in rows)
+    summary.heldout_files = len(heldout)
+    summary.heldout_content_hash = content_hash(r["sha256"] for r in heldout) if heldout else ""
+    summary.captions = len(captions)
     _write_manifest(out / MANIFEST, rows)
+    for table, table_rows, columns in (
+        (HELDOUT, heldout, COLUMNS),
+        (CAPTIONS, captions, CAPTION_COLUMNS),
+        (LICENCES, licences, LICENCE_COLUMNS),
+    ):
+        if table_rows:
+            _write_manifest(out / table, table_rows, columns)
+        elif (out / table).is_file():  # a rebuild without captioned sources: drop stale tables
+            (out / table).unlink()
     tmp = out / (SUMMARY + ".partial")
     tmp.write_text(json.dumps(summary.to_json(), indent=1, sort_keys=True) + "\n")
     os.replace(tmp, out / SUMMARY)
@@ -171,10 +226,12 @@ def content_hash(hashes: Any) -> str:
     return f"sha256:{digest.hexdigest()[:16]}"
 
 
-def _write_manifest(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_manifest(
+    path: Path, rows: list[dict[str, Any]], columns: Sequence[str] = COLUMNS
+) -> None:
     tmp = path.with_name(path.name + ".partial")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
