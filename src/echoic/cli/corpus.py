@@ -40,6 +40,9 @@ def _check(corpus: Path, tasks: list[Path], data: str | None) -> int:
     from echoic.tasks.paths import resolve_data_dir
 
     rows = read_manifest(corpus)
+    heldout = corpus / "heldout.csv" if corpus.is_dir() else corpus.with_name("heldout.csv")
+    if heldout.is_file():  # the held-out caption set must be free of task audio too
+        rows += read_manifest(heldout)
     held = held_out_hashes(tasks, resolve_data_dir(data))
     leaks = check_corpus(rows, held)
     print(
@@ -62,6 +65,12 @@ def run_build(args: argparse.Namespace) -> int:
 
     def report(name: str, stats: dict) -> None:
         print(f"{name:30s} {stats['files']:6d} files {stats['hours']:7.2f} h  {stats['licence']}")
+        if "captions" in stats:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats["captions"].items()))
+            print(
+                f"{'':30s} captions: {kinds}; {len(stats['caption_langs'])} languages; "
+                f"{stats['heldout_files']} files held out (heldout.csv)"
+            )
 
     summary = build_corpus(out, names, ctx, progress=not args.quiet, report=report)
     print(
