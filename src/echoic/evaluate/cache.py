@@ -9,6 +9,8 @@ the pieces are merged into ``<split>.npz`` when the split is complete.
 
 Audio is read from the task's ``<model rate>/`` folder when it exists; otherwise from the closest
 rate at or above the model's (else the highest), resampled with soxr "HQ" — and a line says so.
+Multichannel task audio (e.g. binaural, FOA) reaches a mono model as its channel mean
+(``load_audio``'s mix-down); a model taking ``C > 1`` channels (its ``channels``) gets all ``C``.
 """
 
 from __future__ import annotations
@@ -118,11 +120,18 @@ def _embed_piece(
     files: list[str],
     source_rate: int,
 ) -> dict[str, np.ndarray]:
+    channels = int(getattr(model, "channels", 1))  # 1: mono models read the channel mean
     waves = []
     for f in files:
-        x, _ = load_audio(task.audio_path(source_rate, split, f), sample_rate=model.sample_rate)
-        if x.shape[0] < model.min_samples:
-            x = np.pad(x, (0, model.min_samples - x.shape[0]))
+        path = task.audio_path(source_rate, split, f)
+        x, _ = load_audio(path, sample_rate=model.sample_rate, mono=channels == 1)
+        if channels > 1 and x.shape[0] != channels:
+            raise ConfigError(
+                f"{path}: {x.shape[0]} channel(s), but the model takes {channels}; evaluate it on "
+                f"a task of {channels}-channel audio (task_metadata.json 'channels')"
+            )
+        if x.shape[-1] < model.min_samples:
+            x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, model.min_samples - x.shape[-1])])
         waves.append(x)
     names = np.array(files)
     rate = model.sample_rate

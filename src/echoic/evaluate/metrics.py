@@ -15,7 +15,7 @@ from scipy.special import ndtri
 
 SceneMetric = Callable[[np.ndarray, np.ndarray], float]
 
-MINIMISED = frozenset({"segment_1s_er"})
+MINIMISED = frozenset({"segment_1s_er", "azimuth_mae_deg"})
 """Metrics where lower is better (everything else is maximised)."""
 
 EVENT_METRICS = frozenset({"event_onset_200ms_fms", "event_onset_50ms_fms", "segment_1s_er"})
@@ -33,6 +33,24 @@ def chroma_acc(probs: np.ndarray, targets: np.ndarray) -> float:
     echoic's soundfont_pitch and HEAR's nsynth_pitch, whose labels are consecutive MIDI numbers).
     """
     return float(np.mean(np.argmax(probs, 1) % 12 == np.argmax(targets, 1) % 12))
+
+
+def azimuth_mae_deg(probs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean absolute angle (degrees) between predicted and true azimuth *sectors*.
+
+    Assumes, as :func:`chroma_acc` does for pitch, that the vocabulary lists ``C`` equal azimuth
+    sectors in angular order around the full circle (echoic's localisation tasks: ``az000``,
+    ``az045``, ...): the error of a clip is the circular distance between the two sector centres,
+    ``min(|i - j|, C - |i - j|) * 360 / C``. 0 when every sector is right; a continuous error
+    against each clip's true azimuth needs the clip's ``spatial.csv`` row.
+    """
+    return float(azimuth_mae_deg_batched(probs[None], targets)[0])
+
+
+def azimuth_mae_deg_batched(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    n_classes = probs.shape[-1]
+    steps = np.abs(np.argmax(probs, -1) - np.argmax(targets, -1)[None])
+    return np.mean(np.minimum(steps, n_classes - steps), axis=1) * (360.0 / n_classes)
 
 
 def top1_acc_batched(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -83,6 +101,7 @@ SCENE_METRICS: dict[str, SceneMetric] = {
     "top1_acc": top1_acc,
     "pitch_acc": top1_acc,
     "chroma_acc": chroma_acc,
+    "azimuth_mae_deg": azimuth_mae_deg,
     "mAP": mean_average_precision,
     "aucroc": aucroc,
     "d_prime": d_prime,
@@ -92,6 +111,7 @@ BATCHED: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "top1_acc": top1_acc_batched,
     "pitch_acc": top1_acc_batched,
     "chroma_acc": chroma_acc_batched,
+    "azimuth_mae_deg": azimuth_mae_deg_batched,
 }
 
 
@@ -124,7 +144,8 @@ def is_better(new: float, best: float, metric: str) -> bool:
 
 
 def best_possible(metric: str) -> float:
-    """The value no score can beat (1 for accuracies, F-measures, mAP, AUC; 0 for error rates)."""
+    """The value no score can beat (1 for accuracies, F-measures, mAP, AUC; 0 for error rates
+    and angle errors)."""
     if metric in MINIMISED:
         return 0.0
     return float("inf") if metric == "d_prime" else 1.0

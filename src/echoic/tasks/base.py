@@ -8,7 +8,8 @@ builder's plan into the HEAR 2021 layout::
     <name>-<version>-<mode>/labelvocabulary.csv          idx,label
     <name>-<version>-<mode>/<split>.json                 scene: file -> [labels]
                                                          event: file -> [{label, start, end}] (ms)
-    <name>-<version>-<mode>/<sample rate>/<split>/<file>.wav    16-bit PCM mono
+    <name>-<version>-<mode>/<sample rate>/<split>/<file>.wav    16-bit PCM (mono unless
+                                                         ``info.channels`` > 1)
 
 Builders never write files themselves: :meth:`TaskBuilder.plan` lists the clips (cheap, from the
 metadata only where possible) and :meth:`TaskBuilder.render` yields their audio, so that the writer
@@ -81,6 +82,8 @@ class TaskInfo:
     sample_duration: every clip is padded/cropped to this many seconds.
     evaluation: metric names, the primary one first (HEAR names: ``top1_acc``, ``pitch_acc``,
         ``chroma_acc``, ``event_onset_200ms_fms``, ``segment_1s_er``, ``mAP``, ...).
+    channels: audio channels of every wav (1: mono). Multichannel tasks write ``channels`` and
+        ``channel_layout`` (what each channel is, in file order) into the metadata as echoic extras.
     """
 
     name: str
@@ -93,6 +96,8 @@ class TaskInfo:
     nfolds: int | None = None
     source: str = ""
     licence: str = ""
+    channels: int = 1
+    channel_layout: str = ""
 
     def splits(self) -> tuple[str, ...]:
         if self.split_mode == "trainvaltest":
@@ -127,6 +132,8 @@ class TaskInfo:
                 "builder": "echoic",
             }
         )
+        if self.channels != 1:
+            meta.update({"channels": self.channels, "channel_layout": self.channel_layout})
         return meta
 
 
@@ -157,7 +164,8 @@ class TaskBuilder(ABC):
         self, clips: Sequence[Clip], data_dir: Path, sample_rate: int
     ) -> Iterator[tuple[Clip, np.ndarray]]:
         """Yield ``(clip, audio)`` for each clip: ``audio`` is ``(S,)`` float32 at ``sample_rate``
-        with exactly ``round(sample_duration * sample_rate)`` samples.
+        with exactly ``round(sample_duration * sample_rate)`` samples (``(C, S)`` for a task of
+        ``info.channels = C > 1``).
 
         Default: the clip's single source file, decoded and resampled, then cropped/padded.
         """
@@ -166,6 +174,15 @@ class TaskBuilder(ABC):
                 clip,
                 load_fixed(data_dir / clip.sources[0], sample_rate, self.info.sample_duration),
             )
+
+    def annotate(self, clips: Sequence[Clip], data_dir: Path, task_dir: Path) -> list[Clip]:
+        """Labels that need the audio itself (e.g. forced alignment), added after :meth:`plan`.
+
+        Called by the writer before anything else is written; may drop clips it cannot label.
+        Such a builder may keep one resumable cache file of its own in ``task_dir`` (written
+        atomically, deterministic content), so that :meth:`plan` stays cheap. Default: unchanged.
+        """
+        return list(clips)
 
     def extra_files(self, clips: Sequence[Clip]) -> dict[str, bytes]:
         """Additional files for the task folder, ``name → bytes`` (default: none)."""

@@ -65,8 +65,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
 
 
 def pcm16_wav_bytes(x: np.ndarray, sample_rate: int) -> bytes:
-    """``(S,)`` float audio → the bytes of a 16-bit PCM mono wav (scaled down if it would clip)."""
+    """``(S,)`` mono or ``(C, S)`` float audio → the bytes of a 16-bit PCM wav (scaled down if it
+    would clip; all channels by one factor, so level differences between channels are kept)."""
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x.T  # soundfile writes (S, C)
     if not np.all(np.isfinite(x)):
         raise ValueError("audio to write has NaN or inf samples; expected finite floats")
     peak = float(np.max(np.abs(x))) if x.size else 0.0
@@ -128,18 +131,20 @@ def build_task(
     info = builder.info
     builder.check_data(data_dir)
     clips = builder.plan(data_dir, mode)
-    check_plan(builder, clips)
     task_dir = Path(out_dir) / info.directory_name(mode)
+    clips = builder.annotate(clips, data_dir, task_dir)
+    check_plan(builder, clips)
     audio_dir = task_dir / str(sample_rate)
     for split in info.splits():
         (audio_dir / split).mkdir(parents=True, exist_ok=True)
     missing = [c for c in clips if not (audio_dir / c.split / c.name).is_file()]
-    expected = n_samples(info.sample_duration, sample_rate)
+    length = n_samples(info.sample_duration, sample_rate)
+    expected = (length,) if info.channels == 1 else (info.channels, length)
     bar = tqdm(total=len(missing), desc=info.name, unit="clip", disable=not progress, leave=False)
     for clip, audio in builder.render(missing, data_dir, sample_rate):
-        if audio.shape != (expected,):
+        if audio.shape != expected:
             raise ValueError(
-                f"task {info.name}: {clip.name} rendered {audio.shape}; expected ({expected},)"
+                f"task {info.name}: {clip.name} rendered {audio.shape}; expected {expected}"
             )
         atomic_write_bytes(audio_dir / clip.split / clip.name, pcm16_wav_bytes(audio, sample_rate))
         bar.update(1)
