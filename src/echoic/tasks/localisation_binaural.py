@@ -7,7 +7,7 @@ and HRTF model: :mod:`echoic.data.spatial`. The true azimuth of every clip is in
 from __future__ import annotations
 
 from echoic.tasks.base import TASKS, TaskInfo
-from echoic.tasks.spatial_scenes import LocalisationTask
+from echoic.tasks.spatial_scenes import BINAURAL_LICENCE, BINAURAL_SOURCE, LocalisationTask
 
 CLIPS = {
     "full": {"train": 384, "valid": 128, "test": 128},
@@ -27,11 +27,8 @@ class LocalisationBinauralTask(LocalisationTask):
         split_mode="trainvaltest",
         sample_duration=2.0,
         evaluation=("top1_acc", "azimuth_mae_deg"),
-        source=(
-            "ESC-50 clips (K. J. Piczak, 2015) in pyroomacoustics shoebox rooms, rendered through "
-            "the MIT KEMAR (slab) and two SONICOM human HRTFs (spatialaudiometrics)"
-        ),
-        licence="CC BY-NC 3.0 (non-commercial), as ESC-50; SONICOM HRTFs CC BY-SA 3.0",
+        source=BINAURAL_SOURCE,
+        licence=BINAURAL_LICENCE,
         channels=2,
         channel_layout="binaural: left, right",
     )

@@ -20,7 +20,7 @@ import numpy as np
 
 from echoic.data.spatial import Placement, Room, sample_placement, sample_room
 from echoic.tasks.base import TASKS, Clip, TaskInfo
-from echoic.tasks.spatial_scenes import SpatialTask
+from echoic.tasks.spatial_scenes import BINAURAL_LICENCE, BINAURAL_SOURCE, SpatialTask
 
 RT60_EDGES_S = (0.2, 0.4, 0.7, 1.2)
 RT60_LABELS = tuple(f"rt60_{lo:.1f}-{hi:.1f}s" for lo, hi in pairwise(RT60_EDGES_S))
@@ -43,11 +43,8 @@ class RT60BinauralTask(SpatialTask):
         split_mode="trainvaltest",
         sample_duration=2.0,
         evaluation=("top1_acc", "mAP"),
-        source=(
-            "ESC-50 clips (K. J. Piczak, 2015) in pyroomacoustics shoebox rooms, rendered through "
-            "the MIT KEMAR (slab) and two SONICOM human HRTFs (spatialaudiometrics)"
-        ),
-        licence="CC BY-NC 3.0 (non-commercial), as ESC-50; SONICOM HRTFs CC BY-SA 3.0",
+        source=BINAURAL_SOURCE,
+        licence=BINAURAL_LICENCE,
         channels=2,
         channel_layout="binaural: left, right",
     )

@@ -46,6 +46,11 @@ from echoic.tasks.base import TRAIN_VALID_TEST, Clip, TaskBuilder, TaskDataError
 
 ESC50_FOLDS = {"train": (1, 2, 3), "valid": (4,), "test": (5,)}
 HRTF_OF_SPLIT = {"train": "mit_kemar", "valid": "sonicom_1", "test": "sonicom_2"}
+BINAURAL_SOURCE = (
+    "ESC-50 clips (K. J. Piczak, 2015) in pyroomacoustics shoebox rooms, rendered through the MIT "
+    "KEMAR (slab) and two SONICOM human HRTFs (spatialaudiometrics)"
+)
+BINAURAL_LICENCE = "CC BY-NC 3.0 (non-commercial), as ESC-50; SONICOM HRTFs CC BY-SA 3.0"
 CLIPS_PER_ROOM = 4
 MIN_ACTIVE_FRACTION = 0.5
 TARGET_RMS_DB = -25.0
