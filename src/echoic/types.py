@@ -8,6 +8,7 @@ True where something is hidden (padding or masked tokens).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -122,6 +123,14 @@ class EncoderOutput:
         return self.layers[-1]
 
 
+class TextTokens(Protocol):
+    """Tokenized captions (``echoic.text.TokenBatch`` is one): ``input_ids`` ``(B, L)`` int64 and
+    ``padding_mask`` ``(B, L)`` bool, True on padding."""
+
+    input_ids: torch.Tensor
+    padding_mask: torch.Tensor
+
+
 @dataclass
 class TrainBatch:
     """What an SSL objective receives for one training step.
@@ -132,12 +141,15 @@ class TrainBatch:
     view_index: ``(B,)`` int64, which view of its clip each item is (0 … views - 1).
     audio: the items' waveform ``(B, S)`` / ``(B, C, S)`` when the objective asks for it
         (``Objective.needs_waveform``), else None.
+    text: one caption per clip, tokenized (row ``c`` is clip ``c``: ``clip_index`` maps items to
+        rows), for audio–text objectives (``Objective.needs_text``); None for the others.
     """
 
     features: Features
     clip_index: torch.Tensor
     view_index: torch.Tensor
     audio: AudioBatch | None = None
+    text: TextTokens | None = None
 
     def __post_init__(self) -> None:
         batch = int(self.features.values.shape[0])
@@ -149,7 +161,13 @@ class TrainBatch:
                 )
 
     @classmethod
-    def of(cls, features: Features, views: int = 1, audio: AudioBatch | None = None) -> TrainBatch:
+    def of(
+        cls,
+        features: Features,
+        views: int = 1,
+        audio: AudioBatch | None = None,
+        text: TextTokens | None = None,
+    ) -> TrainBatch:
         """A batch whose items are ``views`` adjacent views per clip (clip-major order)."""
         batch = int(features.values.shape[0])
         if views < 1 or batch % views:
@@ -160,7 +178,7 @@ class TrainBatch:
         device = features.values.device
         clip = torch.arange(batch // views, device=device).repeat_interleave(views)
         view = torch.arange(views, device=device).repeat(batch // views)
-        return cls(features, clip, view, audio)
+        return cls(features, clip, view, audio, text)
 
     @property
     def n_items(self) -> int:

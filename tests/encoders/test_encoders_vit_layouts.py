@@ -194,10 +194,13 @@ def test_every_objective_trains_the_converted_layouts(family):
         except ConfigError as err:
             refused[name] = str(err)
             continue
-        objective = build_objective(name, encoder).train()
+        # audio–text objectives: the tiny text tower and one caption per clip
+        text_config = {"text": "text_test"} if OBJECTIVES.get(name).needs_text else None
+        objective = build_objective(name, encoder, text_config).train()
         bins = encoder.spec.n_bins
         values = torch.randn(2, bins, 128, generator=torch.Generator().manual_seed(0))
-        batch = TrainBatch.of(Features(values, torch.tensor([128, 100]), HOP_S, FIRST))
+        text = objective.caption_tokenizer()(["a dog", "rain"]) if objective.needs_text else None
+        batch = TrainBatch.of(Features(values, torch.tensor([128, 100]), HOP_S, FIRST), text=text)
         objective(batch, torch.Generator().manual_seed(0)).loss.backward()
         assert all(p.grad is not None for p in encoder.parameters()), (family, name)
     assert not {"mae", "ssast"} & refused.keys(), refused

@@ -58,11 +58,14 @@ def test_every_objective_trains_the_mae_family_layouts(family):
         except ConfigError as err:
             refused[name] = str(err)
             continue
-        objective = build_objective(name, encoder).train()
+        # audio–text objectives: the tiny text tower and one caption per clip
+        text_config = {"text": "text_test"} if OBJECTIVES.get(name).needs_text else None
+        objective = build_objective(name, encoder, text_config).train()
         values = torch.randn(
             2, encoder.spec.n_bins, 128, generator=torch.Generator().manual_seed(0)
         )
-        batch = TrainBatch.of(Features(values, torch.tensor([128, 100]), 0.01, 0.0125))
+        text = objective.caption_tokenizer()(["a dog", "rain"]) if objective.needs_text else None
+        batch = TrainBatch.of(Features(values, torch.tensor([128, 100]), 0.01, 0.0125), text=text)
         objective(batch, torch.Generator().manual_seed(0)).loss.backward()
         assert all(p.grad is not None for p in encoder.parameters()), (family, name)
     assert not {"mae", "ssast", "eat", "m2d", "asit"} & refused.keys(), refused

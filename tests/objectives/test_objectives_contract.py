@@ -40,14 +40,26 @@ def features(batch: int = 2, frames: int = 64, seed: int = 0, family: str = "vit
     return Features(values, torch.full((batch,), frames), hop_s=0.01, first_centre_s=0.0125)
 
 
+CAPTIONS = ["a dog barking", "rain on a tin roof", "a violin playing C4", "a door slams"]
+
+
 def build(name: str, seed: int = 0, family: str = "vit_test") -> Objective:
     torch.manual_seed(seed)
-    return build_objective(name, build_encoder(family)).train()
+    # audio–text objectives with the tiny trainable text tower (their default is frozen minilm)
+    config = {"text": "text_test"} if OBJECTIVES.get(name).needs_text else None
+    return build_objective(name, build_encoder(family), config).train()
+
+
+def batch_of(obj: Objective, feats: Features) -> TrainBatch:
+    """One view per clip; objectives that read captions (``needs_text``) get one per clip."""
+    n = int(feats.values.shape[0])
+    text = obj.caption_tokenizer()(CAPTIONS[:n]) if obj.needs_text else None
+    return TrainBatch.of(feats, text=text)
 
 
 def loss_of(obj: Objective, feats: Features, seed: int = 0) -> torch.Tensor:
     torch.manual_seed(seed)  # dropout / drop-path, if any
-    return obj(TrainBatch.of(feats), torch.Generator().manual_seed(seed)).loss
+    return obj(batch_of(obj, feats), torch.Generator().manual_seed(seed)).loss
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=[f"{n}-{f}" for n, f in COMBOS])
@@ -64,7 +76,7 @@ def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
 def test_finite_scalar_loss_and_float_logs(combo: tuple[str, str]) -> None:
     name, family = combo
     obj = build(name, family=family)
-    out = obj(TrainBatch.of(features(family=family)), torch.Generator().manual_seed(0))
+    out = obj(batch_of(obj, features(family=family)), torch.Generator().manual_seed(0))
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     assert out.logs and all(isinstance(v, float) for v in out.logs.values())
     assert obj.encoder is not None and obj.name == name

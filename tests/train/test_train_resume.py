@@ -34,6 +34,8 @@ TINY = {
     "hubert": {"final_dim": 32},
     "spear": {"n_codebooks": 2, "codebook_size": 16},
     "unfused": {"codebook_size": 16},
+    "clap": {"text": "text_test", "dim": 16, "hidden": 32},
+    "slap": {"text": "text_test", "dim": 16, "hidden": 32, "ema_decay": 0.9},
     "spatial_mae": {
         "decoder_dim": 32,
         "decoder_depth": 1,
@@ -64,6 +66,18 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
         t = np.arange(n) / 16000
         x = 0.3 * np.sin(2 * np.pi * (150 + 60 * i) * t) + 0.05 * rng.standard_normal(n)
         sf.write(root / f"clip{i}.wav", x.astype(np.float32), 16000)
+    # a corpus's captions sidecar (echoic.data.captions) for the audio–text objectives
+    (root / "manifest.csv").write_text(
+        "file,source\n" + "".join(f"clip{i}.wav,tones\n" for i in range(6))
+    )
+    (root / "captions.csv").write_text(
+        "file,source,split,group,caption,caption_lang,caption_kind\n"
+        + "".join(
+            f"clip{i}.wav,tones,train,g{i},a tone of {150 + 60 * i} hertz,en,generated\n"
+            f"clip{i}.wav,tones,train,g{i},tone number {i},en,generated\n"
+            for i in range(6)
+        )
+    )
     return root
 
 
@@ -94,6 +108,7 @@ def recipe(audio: Path, out: Path, objective: str) -> list[str]:
         f"--trainer.checkpoint_every_n_steps={STOP}",
         "--trainer.progress_bar=false",
         "--trainer.tensorboard=false",
+        *(["--data.captions=true"] if OBJECTIVES.get(objective).needs_text else []),
     ]
 
 

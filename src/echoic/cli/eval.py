@@ -31,9 +31,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hear-module", help="a HEAR 2021 API module to evaluate (pkg.module)")
     p.add_argument("--hear-weights", help="weights file passed to the HEAR module's load_model")
-    p.add_argument("--tasks", nargs="+", required=True, help="task dirs or folders of task dirs")
+    p.add_argument("--tasks", nargs="+", default=[], help="task dirs or folders of task dirs")
     p.add_argument(
-        "--protocol", choices=("hear", "hear-fast", "linear", "knn", "retrieval"), default="hear"
+        "--protocol",
+        choices=("hear", "hear-fast", "linear", "knn", "retrieval", "zeroshot", "textretrieval"),
+        default="hear",
+        help="zeroshot: class prompts → nearest class, for joint audio–text models (clap, slap); "
+        "textretrieval: text↔audio R@1/5/10 and mAP on --captions held-out sets",
+    )
+    p.add_argument(
+        "--captions",
+        action="append",
+        default=[],
+        metavar="CORPUS",
+        help="textretrieval: a corpus folder with heldout.csv + captions.csv (repeatable)",
+    )
+    p.add_argument(
+        "--caption-langs",
+        default="",
+        help="textretrieval: keep captions in these languages, comma-separated (en keeps en-GB)",
+    )
+    p.add_argument(
+        "--prompt",
+        default="the sound of a {label}",
+        help="zeroshot: the class prompt; {label} is the cleaned label",
     )
     p.add_argument(
         "--seeds", type=int, default=1, help="probe seeds (mean ± std over seeds, folds)"
@@ -126,9 +147,33 @@ def _with_options(model: object, precision: str, device: str) -> object:
     return lambda: resolve_model(model, **options)
 
 
+def _text_retrieval(args: argparse.Namespace) -> int:
+    from echoic.evaluate.runner import write_summary
+    from echoic.evaluate.textretrieval import evaluate_text_retrieval
+
+    if not args.captions or not args.model:
+        print(
+            "echoic eval: error: --protocol textretrieval needs --captions CORPUS (a corpus "
+            "folder with heldout.csv + captions.csv) and --model DIR (a clap / slap export)",
+            file=sys.stderr,
+        )
+        return 2
+    langs = [lang.strip() for lang in args.caption_langs.split(",") if lang.strip()]
+    out = Path(args.out)
+    evaluate_text_retrieval(args.model, args.captions, out, langs, resume=not args.no_resume)
+    write_summary(out, not args.no_report)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from echoic.evaluate import EvalConfig, HearModuleModel, ProbeConfig, evaluate
     from echoic.evaluate.cache import cached_model
+
+    if args.protocol == "textretrieval":
+        return _text_retrieval(args)
+    if not args.tasks:
+        print("echoic eval: error: the following arguments are required: --tasks", file=sys.stderr)
+        return 2
 
     models: list = list(args.model)
     cached = [cached_model(spec) for spec in args.cached_model]
@@ -182,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         jobs=args.jobs,
+        prompt=args.prompt,
     )
     evaluate(models, args.tasks, config)
     return 0

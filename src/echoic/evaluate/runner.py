@@ -38,6 +38,7 @@ from echoic.evaluate.results import (
 )
 from echoic.evaluate.task import HearTask, find_tasks, load_task
 from echoic.evaluate.units import UnitStore
+from echoic.evaluate.zeroshot import DEFAULT_PROMPT, JointAudioModel, load_joint, run_zeroshot
 
 ModelLike = str | EmbeddingModel | Callable[[], EmbeddingModel]
 
@@ -55,6 +56,7 @@ class EvalConfig:
     resume: bool = True  # skip (model, task, protocol) results already in ``out`` with this config
     device: str = "auto"  # where MLP probes train: auto (a CUDA GPU if torch sees one), cpu, cuda
     jobs: int = 1  # MLP probe units trained in this many processes (CPU; see evaluate.units)
+    prompt: str = DEFAULT_PROMPT  # zeroshot: the class prompt (evaluate.zeroshot)
 
     @property
     def cache_dir(self) -> Path:
@@ -97,9 +99,10 @@ def evaluate(
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
+    zeroshot = config.probe.protocol == "zeroshot"  # joint audio–text models only
     for model_like in models:
         try:
-            name, model = _load(model_like)
+            name, model = load_joint(model_like) if zeroshot else _load(model_like)
         except Exception as err:
             from echoic.zoo.registry import ModelUnavailable
 
@@ -113,15 +116,21 @@ def evaluate(
             records.append(_one(name, model, identity, task, config, log))
         del model
         gc.collect()
+    write_summary(out, config.report, log)
+    return records
+
+
+def write_summary(out: Path, report: bool = True, log: Callable[[str], None] = print) -> None:
+    """``results.csv``, ``results.md``, the printed table and ``report.html`` of every record
+    under ``out`` (every protocol's: probes, zeroshot, textretrieval)."""
     everything = read_results(out)
     write_csv(everything, out / "results.csv")
     (out / "results.md").write_text(markdown_table(everything) + "\n")
     log("")
     log(format_table(everything))
-    if config.report and everything:
+    if report and everything:
         path = build_report(everything, out)
         log(f"\nreport: {path.resolve()}")
-    return records
 
 
 def _one(
@@ -138,6 +147,8 @@ def _one(
         same = previous.get("identity") == identity and previous.get("config") == jsonable(
             asdict(config.probe)
         )
+        if config.probe.protocol == "zeroshot":  # the prompt is part of the protocol
+            same = same and previous.get("hparams", {}).get("prompt") == config.prompt
         if same and previous.get("task_key") == task.key:
             s = previous["scores"][previous["primary_metric"]]
             log(f"  {task.name:24s} {previous['primary_metric']} {s['mean']:.3f} (done earlier)")
@@ -162,16 +173,20 @@ def _one(
         store.clear()
     start = time.perf_counter()
     try:
-        outcome = run_probe(
-            task,
-            emb,
-            config.probe,
-            device=config.device,
-            store=store,
-            jobs=config.jobs,
-            threads=probe_threads or 1,
-            progress=config.progress,
-        )
+        if config.probe.protocol == "zeroshot":
+            assert isinstance(model, JointAudioModel), "zeroshot needs a joint audio–text model"
+            outcome = run_zeroshot(task, emb, model, config.prompt)
+        else:
+            outcome = run_probe(
+                task,
+                emb,
+                config.probe,
+                device=config.device,
+                store=store,
+                jobs=config.jobs,
+                threads=probe_threads or 1,
+                progress=config.progress,
+            )
     finally:
         torch.set_num_threads(threads)
     probe_s = time.perf_counter() - start

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import torch
@@ -63,6 +64,11 @@ class Objective(nn.Module):
     config_class: ClassVar[type[Any]]
     needs_waveform: ClassVar[bool] = False
     """Whether :meth:`forward` reads ``batch.audio`` (codec / CQT targets, waveform views)."""
+    needs_text: ClassVar[bool] = False
+    """Whether :meth:`forward` reads ``batch.text`` (audio–text objectives): the loop then pairs
+    every clip with a caption (``data.captions``) tokenized by :meth:`caption_tokenizer`."""
+    saves_beside_model: ClassVar[bool] = False
+    """Whether the export adds files beside the audio model (:meth:`save_beside_model`)."""
     min_views: ClassVar[int] = 1
     """Views per clip the method needs in a batch (two-view methods: 2); ``data.views``."""
     embed_defaults: ClassVar[dict[str, Any]] = {}
@@ -87,6 +93,15 @@ class Objective(nn.Module):
     def teacher(self) -> nn.Module | None:
         """The module that must never receive gradients (EMA teacher), or None."""
         return None
+
+    def caption_tokenizer(self) -> Callable[[list[str]], Any]:
+        """``needs_text`` objectives: a picklable ``captions -> TextTokens`` for data workers."""
+        raise NotImplementedError(f"objective {self.name!r} does not read captions")
+
+    def save_beside_model(self, directory: Path) -> list[str]:
+        """``saves_beside_model`` objectives: write their extra files (e.g. a text tower and
+        projection heads) into the exported model ``directory``; returns the file names."""
+        return []
 
     @torch.no_grad()
     def after_optimizer_step(self) -> dict[str, float]:

@@ -96,6 +96,13 @@ class DataConfig:
     pad: shorter clips are tiled (``"repeat"``) or zero-padded (``"zero"``: padded tokens are
         masked out of attention and losses).
     max_files: use only the first N files of the sorted list (quick runs).
+    captions: pair every clip with its captions, one drawn per step (seeded), for audio–text
+        objectives (``clap``, ``slap``): ``train`` lists corpus folders whose ``captions.csv``
+        (``echoic corpus build``) captions their ``manifest.csv`` clips, or, with
+        ``caption_template``, manifests whose columns fill the template (``"{category} in
+        {lang}"``: one generated caption per row). :mod:`echoic.train.paired`.
+    caption_langs: keep captions in these languages (``en`` also keeps ``en-GB``); empty: all.
+    caption_kinds: keep captions of these kinds (``human``, ``template``, ``generated``).
     """
 
     train: tuple[str, ...] = ()
@@ -107,6 +114,10 @@ class DataConfig:
     max_files: int | None = None
     shuffle: bool = True
     max_consecutive_failures: int = 100
+    captions: bool = False
+    caption_template: str | None = None
+    caption_langs: tuple[str, ...] = ()
+    caption_kinds: tuple[str, ...] = ()
 
 
 @dataclass
@@ -242,6 +253,11 @@ class PretrainConfig:
             raise ConfigError(f"data.crop_s must be > 0 seconds; found {self.data.crop_s}.")
         if self.data.pad not in ("repeat", "zero"):
             raise ConfigError(f"data.pad must be 'repeat' or 'zero'; found {self.data.pad!r}.")
+        if self.data.caption_template and not self.data.captions:
+            raise ConfigError(
+                "data.caption_template is set but data.captions is false; set data.captions: "
+                "true to pair clips with captions, or drop the template."
+            )
         if self.trainer.max_steps < 1:
             raise ConfigError(f"trainer.max_steps must be >= 1; found {self.trainer.max_steps}.")
 

@@ -197,7 +197,8 @@ def data_hash(clips: Sequence[Clip]) -> str:
 class CropDataset(Dataset):
     """Global clip number → ``views`` random crops of ``crop_s`` seconds of one readable clip.
 
-    Returns ``{"audio": (V, S) float32, "lengths": (V,) int64, "failed": [paths skipped]}``;
+    Returns ``{"audio": (V, S) float32, "lengths": (V,) int64, "clip": index into clips of the
+    clip read, "failed": [paths skipped]}``;
     with ``channels = C > 1`` (a multichannel frontend) ``audio`` is ``(V, C, S)``, every channel
     cropped at the same offset, and files of another channel count are skipped as unreadable.
     """
@@ -247,7 +248,8 @@ class CropDataset(Dataset):
         rng = np.random.default_rng([self.seed, epoch, position, 1])
         failed: list[str] = []
         for attempt in range(min(self.max_failures, n) + 1):
-            clip = self.clips[int(perm[(position + attempt) % n])]
+            index = int(perm[(position + attempt) % n])
+            clip = self.clips[index]
             if clip.path in self._bad:
                 failed.append(clip.path)
                 continue
@@ -258,7 +260,7 @@ class CropDataset(Dataset):
                 failed.append(clip.path)
                 log.warning("skipping unreadable training file: %s", err)
                 continue
-            return {"audio": audio, "lengths": lengths, "failed": failed}
+            return {"audio": audio, "lengths": lengths, "clip": index, "failed": failed}
         raise EchoicError(
             f"{len(failed)} training files in a row could not be read (last: {failed[-1]}); "
             "expected mostly readable audio. Check data.train, or raise "
@@ -363,15 +365,17 @@ def build_dataloader(
     world_size: int = 1,
     num_workers: int = 0,
     pin_memory: bool = False,
+    collate_fn: Callable[[list[dict[str, Any]]], dict[str, Any]] = collate_crops,
 ) -> DataLoader:
-    """An endless loader of ``batch_size`` clips per batch for one rank (no ``len``)."""
+    """An endless loader of ``batch_size`` clips per batch for one rank (no ``len``);
+    ``collate_fn`` runs in the workers (paired data tokenizes its captions there)."""
     sampler = StreamSampler(start, rank, world_size)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        collate_fn=collate_crops,
+        collate_fn=collate_fn,
         pin_memory=pin_memory,
         worker_init_fn=_worker_init if num_workers else None,
         persistent_workers=False,

@@ -11,6 +11,7 @@ import torch
 from echoic.checkpoint import EchoicModel, ModelConfig, save
 from echoic.config import from_dict
 from echoic.errors import CheckpointError
+from echoic.objectives import OBJECTIVES, build_objective
 
 __all__ = ["ENCODER_PREFIX", "export_checkpoint", "export_state"]
 
@@ -72,7 +73,7 @@ def export_checkpoint(
         )
     model_config = from_dict(ModelConfig, state["model_config"], where=str(path))
     config = state["config"]
-    return export_state(
+    out = export_state(
         ckpt["state_dict"],
         model_config,
         directory,
@@ -85,3 +86,25 @@ def export_checkpoint(
             "data": config.get("data", {}).get("train", []),
         },
     )
+    name = model_config.objective
+    if name in OBJECTIVES.names() and OBJECTIVES.get(name).saves_beside_model:
+        save_beside(ckpt["state_dict"], model_config, config.get("objective", {}), out)
+    return out
+
+
+def save_beside(
+    state_dict: dict[str, torch.Tensor],
+    model_config: ModelConfig,
+    objective: dict[str, Any],
+    directory: Path,
+) -> list[str]:
+    """Rebuild the objective of a training ``state_dict`` and let it write its files beside the
+    exported model (``Objective.save_beside_model``: e.g. a text tower and projection heads)."""
+    assert model_config.objective is not None
+    encoder = EchoicModel(model_config).encoder
+    built = build_objective(model_config.objective, encoder, objective.get("config") or {})
+    prefix = "objective."
+    built.load_state_dict(
+        {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}, strict=True
+    )
+    return built.save_beside_model(directory)

@@ -31,8 +31,10 @@ from echoic.checkpoint import EchoicModel, ModelConfig
 from echoic.config import to_dict
 from echoic.errors import ConfigError
 from echoic.objectives import OBJECTIVES, build_objective
+from echoic.text.base import TokenBatch
 from echoic.train.config import PretrainConfig
-from echoic.train.data import Clip, CropDataset, build_dataloader
+from echoic.train.data import Clip, CropDataset, build_dataloader, collate_crops
+from echoic.train.paired import PairCollate, PairedCropDataset
 from echoic.train.rng import capture_rng, restore_rng
 from echoic.types import AudioBatch, TrainBatch
 
@@ -148,6 +150,7 @@ class PretrainModule(L.LightningModule):
         config: PretrainConfig,
         clips: list[Clip] | None = None,
         data_hash: str | None = None,
+        captions: list[tuple[str, ...]] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -163,8 +166,19 @@ class PretrainModule(L.LightningModule):
                 f"views per clip; found data.views={config.data.views}. Set data.views: "
                 f"{self.objective.min_views} in the recipe."
             )
+        wants_text = self.objective.needs_text
+        if clips is not None and wants_text != (captions is not None):
+            raise ConfigError(
+                f"objective {config.objective.name!r} trains on audio–caption pairs: set "
+                "data.captions: true with data.train listing corpus folders that have "
+                "captions.csv (or data.caption_template over a manifest)."
+                if wants_text
+                else f"data.captions is set but objective {config.objective.name!r} reads no "
+                "captions; drop data.captions or train an audio–text objective (clap, slap)."
+            )
         self.no_decay = single_vector_names(self.objective)  # before any FSDP wrapping
         self.clips = clips
+        self.captions = captions
         self.data_hash = data_hash
         self.mask_generator = torch.Generator()
         self.mask_generator.manual_seed(_seed_for(config.seed, 0, 2))
@@ -183,18 +197,23 @@ class PretrainModule(L.LightningModule):
         if self.clips is None:
             raise RuntimeError("PretrainModule needs clips to build its dataloader.")
         d = self.config.data
-        dataset = CropDataset(
-            self.clips,
-            sample_rate=self.frontend.sample_rate,
-            crop_s=d.crop_s,
-            views=d.views,
-            pad=d.pad,
-            seed=self.config.seed,
-            shuffle=d.shuffle,
-            min_samples=self.frontend.min_samples,
-            max_consecutive_failures=d.max_consecutive_failures,
-            channels=self.frontend.channels,
-        )
+        settings: dict[str, Any] = {
+            "sample_rate": self.frontend.sample_rate,
+            "crop_s": d.crop_s,
+            "views": d.views,
+            "pad": d.pad,
+            "seed": self.config.seed,
+            "shuffle": d.shuffle,
+            "min_samples": self.frontend.min_samples,
+            "max_consecutive_failures": d.max_consecutive_failures,
+            "channels": self.frontend.channels,
+        }
+        dataset: CropDataset
+        if self.captions is not None:  # audio–text pairs, tokenized in the workers
+            dataset = PairedCropDataset(self.clips, self.captions, **settings)
+            collate: Any = PairCollate(self.objective.caption_tokenizer())
+        else:
+            dataset, collate = CropDataset(self.clips, **settings), collate_crops
         world = self.trainer.world_size if self._trainer is not None else 1
         return build_dataloader(
             dataset,
@@ -204,6 +223,7 @@ class PretrainModule(L.LightningModule):
             world_size=world,
             num_workers=d.num_workers,
             pin_memory=torch.cuda.is_available(),
+            collate_fn=collate,
         )
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
@@ -252,8 +272,13 @@ class PretrainModule(L.LightningModule):
         with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
             features = self.frontend(audio)
         wants_audio = self.objective.needs_waveform
+        text = TokenBatch(batch["text_ids"], batch["text_padding"]) if "text_ids" in batch else None
         train_batch = TrainBatch(
-            features, batch["clip_index"], batch["view_index"], audio if wants_audio else None
+            features,
+            batch["clip_index"],
+            batch["view_index"],
+            audio if wants_audio else None,
+            text,
         )
         out = self.objective(train_batch, self.mask_generator)
         self.batches_seen += 1

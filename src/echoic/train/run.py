@@ -39,6 +39,7 @@ from echoic.train.config import PretrainConfig, dump_config
 from echoic.train.data import data_hash, list_clips
 from echoic.train.export import export_checkpoint
 from echoic.train.module import PretrainModule
+from echoic.train.paired import list_paired_clips, paired_hash
 from echoic.train.strategy import build_strategy, resolve_accelerator
 
 __all__ = ["AtomicCheckpointIO", "PretrainResult", "pretrain", "resolve_precision"]
@@ -119,9 +120,14 @@ def pretrain(
     if t.threads:
         torch.set_num_threads(t.threads)
     L.seed_everything(config.seed, workers=False, verbose=False)
-    clips = list_clips(config.data.train, config.data.max_files)
-    digest = data_hash(clips)
-    module = PretrainModule(config, clips=clips, data_hash=digest)
+    captions = None
+    if config.data.captions:  # audio–text pairs (echoic.train.paired)
+        clips, captions = list_paired_clips(config.data)
+        digest = paired_hash(clips, captions)
+    else:
+        clips = list_clips(config.data.train, config.data.max_files)
+        digest = data_hash(clips)
+    module = PretrainModule(config, clips=clips, data_hash=digest, captions=captions)
     (out / "config.yaml").write_text(dump_config(resolved_config(config, module)))
 
     ckpt_dir = out / "checkpoints"
