@@ -143,6 +143,8 @@ class TrainBatch:
         (``Objective.needs_waveform``), else None.
     text: one caption per clip, tokenized (row ``c`` is clip ``c``: ``clip_index`` maps items to
         rows), for audio–text objectives (``Objective.needs_text``); None for the others.
+    groups: with ``text``, ``(n_clips, 2)`` int64 co-occurrence ids of each clip row: column 0
+        its ``group``, column 1 its ``source`` in the captions table (``htcl``); else None.
     """
 
     features: Features
@@ -150,6 +152,7 @@ class TrainBatch:
     view_index: torch.Tensor
     audio: AudioBatch | None = None
     text: TextTokens | None = None
+    groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         batch = int(self.features.values.shape[0])

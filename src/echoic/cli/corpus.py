@@ -20,6 +20,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--data", default=None, help="shared data folder (default: ../shared/data)")
     b.add_argument("--max-hours", type=float, default=None, help="hours cap per source")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--max-package-mb",
+        type=float,
+        default=300.0,
+        help="Debian packages bigger than this are skipped (opt in to big ones by raising it)",
+    )
     b.add_argument("--no-check", action="store_true", help="skip the leakage check")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=run_build)
@@ -60,11 +66,16 @@ def run_build(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     tasks_dir = Path(args.tasks_dir) if args.tasks_dir else out / "tasks"
-    ctx = CorpusContext(resolve_data_dir(args.data), tasks_dir, args.max_hours, args.seed)
+    ctx = CorpusContext(
+        resolve_data_dir(args.data), tasks_dir, args.max_hours, args.seed, args.max_package_mb
+    )
     names = [n.strip() for n in args.sources.split(",") if n.strip()]
 
     def report(name: str, stats: dict) -> None:
         print(f"{name:30s} {stats['files']:6d} files {stats['hours']:7.2f} h  {stats['licence']}")
+        if "category_hours" in stats:
+            hours = ", ".join(f"{k} {h:.2f} h" for k, h in stats["category_hours"].items())
+            print(f"{'':30s} {hours}; {stats.get('duplicates', 0)} duplicates dropped")
         if "captions" in stats:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats["captions"].items()))
             print(

@@ -1,5 +1,5 @@
 """Audio and text inside game data archives: Qt resource bundles (.rcc), Qt translations (.qm),
-zip archives (.wz, .pk3, .zip).
+zip archives (.wz, .pk3, .zip), OpenTTD sound sets (.cat).
 
 Members are extracted once into a cache folder beside the unpacked package and used in place, so
 a corpus file keeps the archive member's exact bytes (no re-encoding).
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from echoic.corpus.base import CorpusError
 
-__all__ = ["extract_members", "qm_translations", "rcc_files"]
+__all__ = ["cat_files", "extract_members", "qm_translations", "rcc_files"]
 
 RCC_MAGIC = b"qres"
 QM_MAGIC = bytes.fromhex("3cb86418caef9c95cd211cbf60a1bddd")
@@ -68,6 +68,26 @@ def rcc_files(data: bytes) -> Iterator[tuple[str, Callable[[], bytes]]]:
         else:
             (offset,) = struct.unpack(">I", data[base + 10 : base + 14])
             yield path, reader(offset, flags)
+
+
+def cat_files(data: bytes) -> Iterator[tuple[str, str, bytes]]:
+    """``(member name, description, WAV bytes)`` of an OpenTTD sound set (``.cat``): a table of
+    ``(offset | 0x80000000, size)`` little-endian pairs (the first offset / 8 = the count), each
+    entry a length byte, a NUL-ended description (title, author, licence) and ``size`` bytes of
+    RIFF WAV. Members are named ``NNN.wav`` by position."""
+    (first,) = struct.unpack("<I", data[:4])
+    count = (first & 0x7FFFFFFF) // 8
+    if count == 0 or count * 8 > len(data):
+        raise CorpusError(f"not an OpenTTD .cat sound set: first offset {first:#x}")
+    for index in range(count):
+        offset, size = struct.unpack("<II", data[8 * index : 8 * index + 8])
+        offset &= 0x7FFFFFFF
+        length = data[offset]
+        text = data[offset + 1 : offset + 1 + length].rstrip(b"\0").decode("utf-8", "replace")
+        wav = data[offset + 1 + length : offset + 1 + length + size]
+        if wav[:4] != b"RIFF":
+            raise CorpusError(f".cat entry {index}: expected RIFF WAV data, found {wav[:4]!r}")
+        yield f"{index:03d}.wav", text, wav
 
 
 def qm_translations(data: bytes) -> dict[str, str]:
@@ -112,11 +132,16 @@ def qm_translations(data: bytes) -> dict[str, str]:
 def extract_members(
     archive: Path, out: Path, keep: Callable[[str], bool]
 ) -> Iterator[tuple[str, Path]]:
-    """Extract the members of a .rcc or zip archive (.wz, .pk3, .zip) for which ``keep(path)``
+    """Extract the members of a .rcc, .cat or zip archive (.wz, .pk3, .zip) for which ``keep(path)``
     holds into ``out`` (once; existing files are reused) and yield ``(member path, file)``."""
-    data = archive.read_bytes() if archive.suffix == ".rcc" else b""
-    if data:
-        members: Iterator[tuple[str, Callable[[], bytes]]] = rcc_files(data)
+    data = archive.read_bytes() if archive.suffix in (".rcc", ".cat") else b""
+    if data and archive.suffix == ".cat":
+        members: Iterator[tuple[str, Callable[[], bytes]]] = (
+            (name, (lambda w=wav: w))  # type: ignore[misc]
+            for name, _, wav in cat_files(data)
+        )
+    elif data:
+        members = rcc_files(data)
     else:
         with zipfile.ZipFile(archive) as zf:
             names = [i.filename for i in zf.infolist() if not i.is_dir()]

@@ -41,6 +41,8 @@ class CorpusItem:
     group: the key its held-out split is drawn from (default ``<source>/<key>``): clips that
         share a caption (a sound and its spoken description) share a group.
     licence: this file's licence when it differs per file (``licences.csv``), else empty.
+    category: ``sfx``, ``speech`` or ``music`` when the source knows it (``categories.csv`` and
+        hours per category in ``summary.json``), else empty.
     """
 
     key: str
@@ -50,16 +52,19 @@ class CorpusItem:
     captions: tuple[Caption, ...] = ()
     group: str = ""
     licence: str = ""
+    category: str = ""
 
 
 @dataclass(frozen=True)
 class CorpusContext:
-    """What sources may read: the shared data folder, built task folders, an hours cap, a seed."""
+    """What sources may read: the shared data folder, built task folders, an hours cap, a seed,
+    and the size limit of a downloaded package (bigger ones are opt-in: raise the limit)."""
 
     data_dir: Path
     tasks_dir: Path | None = None
     max_hours: float | None = None
     seed: int = 0
+    max_package_mb: float = 300.0
 
 
 class CorpusSource(ABC):
@@ -68,12 +73,17 @@ class CorpusSource(ABC):
     ``heldout_fraction`` > 0 sends that fraction of its groups (a seeded hash, see
     :func:`echoic.data.captions.in_heldout`) to ``heldout.csv``, the caption retrieval
     evaluation set, instead of ``manifest.csv``.
+
+    ``pcm_dedup``: the builder decodes every file of the source and drops one whose decoded
+    samples (:func:`echoic.corpus.pcm.pcm_sha256`) equal those of a file kept earlier by any
+    source of the build that also sets it (the same sound in another container or format).
     """
 
     name: ClassVar[str]
     licence: ClassVar[str]
     description: ClassVar[str]
     heldout_fraction: ClassVar[float] = 0.0
+    pcm_dedup: ClassVar[bool] = False
 
     def unavailable(self, ctx: CorpusContext) -> str | None:
         """None when the source can run here, else one line saying what is missing and how to fix."""

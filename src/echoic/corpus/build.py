@@ -14,6 +14,10 @@ Captioned sources add (audio-only builds write none of these, so their outputs a
     captions.csv     file,source,split,group,caption,caption_lang,caption_kind (see
                      :mod:`echoic.data.captions`, which reads it)
     licences.csv     file,source,licence for sources that know each file's licence
+    categories.csv   file,source,category (sfx / speech / music) for sources that know it
+
+Sources with ``pcm_dedup`` are de-duplicated by decoded samples across the build: a file whose
+samples equal a file kept earlier is skipped and counted in ``duplicates`` of its source.
 
 Re-running skips rendered files already on disk; a failing item is reported and skipped.
 """
@@ -36,6 +40,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from echoic.corpus.base import SOURCES, CorpusContext, CorpusError, CorpusItem
+from echoic.corpus.pcm import pcm_sha256
 from echoic.data.audio import audio_info
 from echoic.data.captions import CAPTION_COLUMNS, CAPTIONS, HELDOUT, in_heldout
 
@@ -47,6 +52,8 @@ SUMMARY = "summary.json"
 LICENCES = "licences.csv"
 COLUMNS = ("file", "source", "duration_s", "sample_rate", "sha256", "origin")
 LICENCE_COLUMNS = ("file", "source", "licence")
+CATEGORIES = "categories.csv"
+CATEGORY_COLUMNS = ("file", "source", "category")
 
 
 @dataclass
@@ -130,6 +137,8 @@ def build_corpus(
     heldout: list[dict[str, Any]] = []
     captions: list[dict[str, Any]] = []
     licences: list[dict[str, Any]] = []
+    categories: list[dict[str, Any]] = []
+    seen_pcm: set[str] = set()
     for name in sources:
         source = SOURCES.get(name)()
         missing = source.unavailable(ctx)
@@ -137,6 +146,8 @@ def build_corpus(
             raise CorpusError(f"corpus source {name!r} cannot run here: {missing}")
         seconds, files, held_files = 0.0, 0, 0
         kinds: dict[str, int] = {}
+        by_category: dict[str, float] = {}
+        duplicates = 0
         langs: dict[str, int] = {}
         cap = ctx.max_hours * 3600 if ctx.max_hours else None
         bar = tqdm(desc=name, unit="file", disable=not progress, leave=False)
@@ -147,12 +158,18 @@ def build_corpus(
                 path, entry = _materialise(item, name, out)
                 info = audio_info(path)
                 digest = file_sha256(path)
+                pcm = pcm_sha256(path) if source.pcm_dedup else ""
             except Exception as exc:  # one bad item never stops the build
                 summary.failures.append(f"{name}/{item.key}: {type(exc).__name__}: {exc}")
                 log.warning("corpus %s: skipped %s (%s)", name, item.key, exc)
                 continue
             finally:
                 bar.update(1)
+            if pcm:
+                if pcm in seen_pcm:
+                    duplicates += 1
+                    continue
+                seen_pcm.add(pcm)
             group = item.group or f"{name}/{item.key}"
             held = source.heldout_fraction > 0 and in_heldout(group, source.heldout_fraction)
             (heldout if held else rows).append(
@@ -180,6 +197,9 @@ def build_corpus(
                 langs[c.lang] = langs.get(c.lang, 0) + 1
             if item.licence:
                 licences.append({"file": entry, "source": name, "licence": item.licence})
+            if item.category:
+                categories.append({"file": entry, "source": name, "category": item.category})
+                by_category[item.category] = by_category.get(item.category, 0.0) + info.duration_s
             seconds += info.duration_s
             files += 1
             held_files += held
@@ -191,6 +211,12 @@ def build_corpus(
             "licence": source.licence,
             "description": source.description,
         }
+        if by_category:
+            stats["category_hours"] = {
+                k: round(v / 3600, 4) for k, v in sorted(by_category.items())
+            }
+        if source.pcm_dedup:
+            stats["duplicates"] = duplicates
         if kinds:
             stats.update(heldout_files=held_files, captions=kinds, caption_langs=langs)
         summary.sources[name] = stats
@@ -207,6 +233,7 @@ def build_corpus(
         (HELDOUT, heldout, COLUMNS),
         (CAPTIONS, captions, CAPTION_COLUMNS),
         (LICENCES, licences, LICENCE_COLUMNS),
+        (CATEGORIES, categories, CATEGORY_COLUMNS),
     ):
         if table_rows:
             _write_manifest(out / table, table_rows, columns)

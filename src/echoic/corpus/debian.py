@@ -194,6 +194,10 @@ class CopyrightIndex:
     def licence(self, path: str) -> str:
         """The licence of an installed (or archive-member) path: the matching pattern with the
         most literal characters (on ties the later paragraph: in DEP-5 the last match wins)."""
+        return self.match(path)[1]
+
+    def match(self, path: str) -> tuple[int, str]:
+        """``(literal characters of the best pattern, licence)``; ``-1`` when nothing matched."""
         parts = path.strip("/").split("/")
         folders = set(parts[:-1])
         best, licence = -1, self.fallback
@@ -202,7 +206,7 @@ class CopyrightIndex:
                 if tail.literal >= best and tail.matches(parts, folders):
                     best, licence = tail.literal, rule_licence
                     break
-        return licence
+        return best, licence
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from echoic.encoders.base import Encoder
@@ -33,7 +34,13 @@ from echoic.objectives.joint import POOLS, pool_tokens, save_joint
 from echoic.text import TextEncoder, TokenBatch, build_text_encoder
 from echoic.types import EncoderOutput, Features, TrainBatch
 
-__all__ = ["AudioTextConfig", "AudioTextObjective", "CaptionTokenizer", "mask_features"]
+__all__ = [
+    "AudioTextConfig",
+    "AudioTextObjective",
+    "CaptionTokenizer",
+    "mask_features",
+    "symmetric_cross_entropy",
+]
 
 
 @dataclass
@@ -126,6 +133,19 @@ def mask_features(
     return Features(
         values.masked_fill(mask, 0.0), features.lengths, features.hop_s, features.first_centre_s
     )
+
+
+def symmetric_cross_entropy(
+    logits: torch.Tensor, not_negative: torch.Tensor | None = None
+) -> torch.Tensor:
+    """CLIP's loss on a ``(B, B)`` audio × text logit matrix whose pairs are its diagonal:
+    ``½ [CE(S, arange) + CE(Sᵀ, arange)]``; ``not_negative`` ``(B, B)`` marks off-diagonal
+    pairs left out of both softmaxes (``clap``, ``collap``, ``htcl``)."""
+    if not_negative is not None:
+        eye = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(not_negative & ~eye, float("-inf"))
+    target = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
 class AudioTextObjective(Objective):

@@ -31,7 +31,11 @@ from torch import nn
 
 from echoic.encoders.base import Encoder
 from echoic.errors import ConfigError
-from echoic.objectives.audio_text import AudioTextConfig, AudioTextObjective
+from echoic.objectives.audio_text import (
+    AudioTextConfig,
+    AudioTextObjective,
+    symmetric_cross_entropy,
+)
 from echoic.objectives.base import register
 from echoic.objectives.byol_a import collapse_metrics
 from echoic.objectives.joint import Head
@@ -86,12 +90,7 @@ def info_nce(
     loss and the ``(B, B)`` logits ``logit_scale · audio textᵀ``.
     """
     logits = logit_scale * audio @ text.t()
-    if not_negative is not None:
-        eye = torch.eye(len(audio), dtype=torch.bool, device=audio.device)
-        logits = logits.masked_fill(not_negative & ~eye, float("-inf"))
-    target = torch.arange(len(audio), device=audio.device)
-    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
-    return loss, logits
+    return symmetric_cross_entropy(logits, not_negative), logits
 
 
 @register("clap")

@@ -23,6 +23,7 @@ from echoic.errors import ConfigError
 __all__ = [
     "DataConfig",
     "FSDPConfig",
+    "MixConfig",
     "ModelSection",
     "ObjectiveSection",
     "OptimConfig",
@@ -83,6 +84,30 @@ class ObjectiveSection:
 
 
 @dataclass
+class MixConfig:
+    """On-the-fly mixing augmentation for a small corpus (:mod:`echoic.train.mix`); off by default.
+
+    Each batch row (one crop), with ``probability``: a background is added at an SNR drawn
+    uniformly from ``snr_db`` (foreground power over background power, over the crop's valid
+    samples); the background is a crop of another clip of the batch, or, when ``backgrounds``
+    lists files / folders / manifests (as ``data.train``), a random crop of a random one of them.
+    Every row then gets a gain drawn from ``gain_db``; ``speed`` > 0 first resamples the row
+    (soxr) by a factor drawn from ``[1 - speed, 1 + speed]``: pitch and tempo move together (speed
+    perturbation, a cheap stand-in for separate pitch and time shifts) and the result is cropped
+    (at random) or tiled back to the crop's length. Crops are random already (the data layer).
+    The draws of a batch come from a generator seeded by ``(seed, first clip number of the
+    batch)``: a batch stays a pure function of the step, so resuming stays exact.
+    """
+
+    enabled: bool = False
+    probability: float = 0.5
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    speed: float = 0.0
+    backgrounds: tuple[str, ...] = ()
+
+
+@dataclass
 class DataConfig:
     """Training audio and how it is cut.
 
@@ -103,6 +128,7 @@ class DataConfig:
         {lang}"``: one generated caption per row). :mod:`echoic.train.paired`.
     caption_langs: keep captions in these languages (``en`` also keeps ``en-GB``); empty: all.
     caption_kinds: keep captions of these kinds (``human``, ``template``, ``generated``).
+    mix: mixing / gain / speed augmentation (:class:`MixConfig`), off unless ``mix.enabled``.
     """
 
     train: tuple[str, ...] = ()
@@ -118,6 +144,7 @@ class DataConfig:
     caption_template: str | None = None
     caption_langs: tuple[str, ...] = ()
     caption_kinds: tuple[str, ...] = ()
+    mix: MixConfig = field(default_factory=MixConfig)
 
 
 @dataclass

@@ -198,7 +198,7 @@ class CropDataset(Dataset):
     """Global clip number → ``views`` random crops of ``crop_s`` seconds of one readable clip.
 
     Returns ``{"audio": (V, S) float32, "lengths": (V,) int64, "clip": index into clips of the
-    clip read, "failed": [paths skipped]}``;
+    clip read, "number": the global clip number asked for, "failed": [paths skipped]}``;
     with ``channels = C > 1`` (a multichannel frontend) ``audio`` is ``(V, C, S)``, every channel
     cropped at the same offset, and files of another channel count are skipped as unreadable.
     """
@@ -260,7 +260,13 @@ class CropDataset(Dataset):
                 failed.append(clip.path)
                 log.warning("skipping unreadable training file: %s", err)
                 continue
-            return {"audio": audio, "lengths": lengths, "clip": index, "failed": failed}
+            return {
+                "audio": audio,
+                "lengths": lengths,
+                "clip": index,
+                "number": int(number),
+                "failed": failed,
+            }
         raise EchoicError(
             f"{len(failed)} training files in a row could not be read (last: {failed[-1]}); "
             "expected mostly readable audio. Check data.train, or raise "

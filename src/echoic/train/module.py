@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from echoic.errors import ConfigError
 from echoic.objectives import OBJECTIVES, build_objective
 from echoic.text.base import TokenBatch
 from echoic.train.config import PretrainConfig
-from echoic.train.data import Clip, CropDataset, build_dataloader, collate_crops
+from echoic.train.data import Clip, CropDataset, build_dataloader, collate_crops, list_clips
+from echoic.train.mix import MixCollate
 from echoic.train.paired import PairCollate, PairedCropDataset
 from echoic.train.rng import capture_rng, restore_rng
 from echoic.types import AudioBatch, TrainBatch
@@ -150,7 +151,7 @@ class PretrainModule(L.LightningModule):
         config: PretrainConfig,
         clips: list[Clip] | None = None,
         data_hash: str | None = None,
-        captions: list[tuple[str, ...]] | None = None,
+        captions: Sequence[tuple[str, ...]] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -214,6 +215,16 @@ class PretrainModule(L.LightningModule):
             collate: Any = PairCollate(self.objective.caption_tokenizer())
         else:
             dataset, collate = CropDataset(self.clips, **settings), collate_crops
+        if d.mix.enabled:  # sound over background, gain, speed (echoic.train.mix)
+            if self.captions is not None:
+                raise ConfigError(
+                    "data.mix mixes two clips, so a caption would describe half of the audio; "
+                    "turn data.mix.enabled off for audio–text objectives."
+                )
+            backgrounds = list_clips(d.mix.backgrounds) if d.mix.backgrounds else []
+            collate = MixCollate(
+                d.mix, self.config.seed, self.frontend.sample_rate, backgrounds, collate
+            )
         world = self.trainer.world_size if self._trainer is not None else 1
         return build_dataloader(
             dataset,
@@ -279,6 +290,7 @@ class PretrainModule(L.LightningModule):
             batch["view_index"],
             audio if wants_audio else None,
             text,
+            groups=batch.get("groups"),
         )
         out = self.objective(train_batch, self.mask_generator)
         self.batches_seen += 1

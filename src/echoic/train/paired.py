@@ -5,7 +5,9 @@ Every training clip carries one or more captions; each step pairs the clip's ran
 numbers that seed the crop (:mod:`echoic.train.data`), so a paired batch is still a pure function
 of the seed and how many batches came before it, and resuming stays exact. The captions are
 tokenized in the data-loader workers by the objective's tokenizer (:class:`PairCollate`), and
-the batch gains ``text_ids`` ``(B, L)`` / ``text_padding`` ``(B, L)``: one row per clip.
+the batch gains ``text_ids`` ``(B, L)`` / ``text_padding`` ``(B, L)``: one row per clip, and
+``groups`` ``(B, 2)``: each clip's co-occurrence ids (its ``group`` and ``source`` in
+``captions.csv``, numbered over the whole clip list; :func:`cooccurrence_ids`) for ``htcl``.
 
 Where captions come from (``data.train``):
 
@@ -37,8 +39,10 @@ from echoic.train.config import DataConfig
 from echoic.train.data import Clip, CropDataset, _entry, _resolve, collate_crops, data_hash
 
 __all__ = [
+    "ClipCaptions",
     "PairCollate",
     "PairedCropDataset",
+    "cooccurrence_ids",
     "list_paired_clips",
     "paired_hash",
 ]
@@ -48,11 +52,40 @@ def _lang_matches(lang: str, wanted: Sequence[str]) -> bool:
     return not wanted or any(lang == w or lang.startswith(f"{w}-") for w in wanted)
 
 
-def _distinct(texts: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(t.strip() for t in texts if t.strip()))
+class ClipCaptions(tuple[str, ...]):
+    """A clip's distinct caption texts, with the clip's co-occurrence keys: ``group`` and
+    ``source`` from ``captions.csv`` (a template-captioned manifest row: its caption and the
+    manifest)."""
+
+    group: str
+    source: str
+
+    def __new__(cls, texts: Sequence[str], group: str = "", source: str = "") -> ClipCaptions:
+        self = super().__new__(cls, dict.fromkeys(t.strip() for t in texts if t.strip()))
+        self.group, self.source = group, source
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the keys through pickling (data workers)
+        return (ClipCaptions, (tuple(self), self.group, self.source))
 
 
-def _corpus_pairs(source: str, data: DataConfig) -> list[tuple[Clip, tuple[str, ...]]]:
+def _distinct(texts: Sequence[str], group: str = "", source: str = "") -> ClipCaptions:
+    return ClipCaptions(texts, group, source)
+
+
+def cooccurrence_ids(captions: Sequence[tuple[str, ...]]) -> list[tuple[int, int]]:
+    """``(group id, source id)`` of each clip: indexes into the sorted distinct ``group`` /
+    ``source`` keys of :class:`ClipCaptions` (plain tuples: each clip its own group)."""
+    keys = [
+        (c.group, c.source) if isinstance(c, ClipCaptions) else (f"#{i}", "")
+        for i, c in enumerate(captions)
+    ]
+    groups = {g: n for n, g in enumerate(sorted({g for g, _ in keys}))}
+    sources = {s: n for n, s in enumerate(sorted({s for _, s in keys}))}
+    return [(groups[g], sources[s]) for g, s in keys]
+
+
+def _corpus_pairs(source: str, data: DataConfig) -> list[tuple[Clip, ClipCaptions]]:
     path = _resolve(source)
     folder = path.parent if path.is_file() else path
     if not (folder / MANIFEST).is_file():
@@ -65,7 +98,9 @@ def _corpus_pairs(source: str, data: DataConfig) -> list[tuple[Clip, tuple[str, 
     out = []
     for clip in clips:
         texts = _distinct(
-            [c.text for c in clip.captions if _lang_matches(c.lang, data.caption_langs)]
+            [c.text for c in clip.captions if _lang_matches(c.lang, data.caption_langs)],
+            clip.group,
+            clip.source,
         )
         if texts:
             key = clip.sha256 or clip.file  # location-independent when the corpus has hashes
@@ -73,7 +108,7 @@ def _corpus_pairs(source: str, data: DataConfig) -> list[tuple[Clip, tuple[str, 
     return out
 
 
-def _template_pairs(source: str, template: str) -> list[tuple[Clip, tuple[str, ...]]]:
+def _template_pairs(source: str, template: str) -> list[tuple[Clip, ClipCaptions]]:
     path = _resolve(source)
     if not (path.is_file() and path.suffix.lower() in (".csv", ".tsv")):
         raise ConfigError(
@@ -96,18 +131,18 @@ def _template_pairs(source: str, template: str) -> list[tuple[Clip, tuple[str, .
                 f"data.caption_template {template!r} names {err} which {path} does not have; "
                 f"its columns: {', '.join(rows[0])}."
             ) from None
-        out.append((_entry(path.parent, row[column]), _distinct([caption])))
+        out.append((_entry(path.parent, row[column]), _distinct([caption], caption, str(path))))
     return out
 
 
-def list_paired_clips(data: DataConfig) -> tuple[list[Clip], list[tuple[str, ...]]]:
+def list_paired_clips(data: DataConfig) -> tuple[list[Clip], list[ClipCaptions]]:
     """The clips of ``data.train`` and the distinct captions of each (module docstring)."""
     if not data.train:
         raise ConfigError(
             "data.train is empty; expected corpus folders with captions.csv, e.g. "
             "--data.train '[corpus]'."
         )
-    pairs: list[tuple[Clip, tuple[str, ...]]] = []
+    pairs: list[tuple[Clip, ClipCaptions]] = []
     for source in data.train:
         if data.caption_template:
             pairs.extend(_template_pairs(str(source), data.caption_template))
@@ -146,6 +181,7 @@ class PairedCropDataset(CropDataset):
                 f"{len(captions)} caption lists ({sum(not c for c in captions)} empty)."
             )
         self.captions = list(captions)
+        self.groups = cooccurrence_ids(self.captions)
 
     def __getitem__(self, number: int) -> dict[str, Any]:
         item = super().__getitem__(number)
@@ -153,6 +189,7 @@ class PairedCropDataset(CropDataset):
         rng = np.random.default_rng([self.seed, epoch, position, 2])
         texts = self.captions[item["clip"]]
         item["caption"] = texts[int(rng.integers(len(texts)))]
+        item["groups"] = self.groups[item["clip"]]
         return item
 
 
@@ -171,4 +208,6 @@ class PairCollate:
         batch["captions"] = captions
         batch["text_ids"] = torch.as_tensor(tokens.input_ids)
         batch["text_padding"] = torch.as_tensor(tokens.padding_mask)
+        if all("groups" in it for it in items):
+            batch["groups"] = torch.tensor([list(it["groups"]) for it in items], dtype=torch.long)
         return batch
