@@ -119,7 +119,11 @@ class ClapObjective(AudioTextObjective):
         self.logit_scale.clamp_(0.0, self.max_log_scale)  # CLIP clamps the parameter itself
         return {}
 
-    def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
+    def joint_pair(
+        self, batch: TrainBatch, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Unit audio and text vectors of the batch in the joint space, and the same-caption mask
+        (None unless ``mask_same_captions``)."""
         tokens = self.tokens(batch)
         pooled = self.pooled(self.encoder(self.audio_input(batch, generator)))
         audio = F.normalize(self.audio_head(pooled).float(), dim=-1)
@@ -131,6 +135,10 @@ class ClapObjective(AudioTextObjective):
             if self.config.mask_same_captions
             else None
         )
+        return audio, text, same
+
+    def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
+        audio, text, same = self.joint_pair(batch, generator)
         scale = self.scale()
         loss, logits = info_nce(audio, text, scale, same)
         with torch.no_grad():

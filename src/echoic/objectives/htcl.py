@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
@@ -42,7 +41,7 @@ from echoic.checkpoint import load_dir
 from echoic.encoders.base import Encoder
 from echoic.errors import ConfigError
 from echoic.objectives.base import register
-from echoic.objectives.clap import ClapObjective, ClapObjectiveConfig, info_nce, same_caption
+from echoic.objectives.clap import ClapObjective, ClapObjectiveConfig, info_nce
 from echoic.objectives.joint import HEADS_FILE, JOINT_FILE, is_joint_model
 from echoic.types import ObjectiveOutput, TrainBatch
 
@@ -149,17 +148,7 @@ class HtclObjective(ClapObjective):
             self.text_tower.load_state_dict(load_text_tower(directory).state_dict())
 
     def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
-        tokens = self.tokens(batch)
-        pooled = self.pooled(self.encoder(self.audio_input(batch, generator)))
-        audio = F.normalize(self.audio_head(pooled).float(), dim=-1)
-        text = F.normalize(
-            self.text_head(self.text_vectors(self.text_tower, tokens)).float(), dim=-1
-        )
-        same = (
-            same_caption(tokens.input_ids, tokens.padding_mask)
-            if self.config.mask_same_captions
-            else None
-        )
+        audio, text, same = self.joint_pair(batch, generator)
         scale = self.scale()
         semantic, logits = info_nce(audio, text, scale, same)
         logs: dict[str, float] = {"semantic_loss": float(semantic.detach())}
