@@ -154,6 +154,8 @@ def test_slap_run_logs_collapse_checks_and_exports_a_joint_model(
     ]
     assert result.export_dir is not None
     joint = JointModel.load(result.export_dir)
+    # the evaluation cache key hashes every weight, 0-d buffers included (slap's heads hold some)
+    assert joint.identity.startswith("joint-")
     waves = [sf.read(corpus / f"c{i}.wav", dtype="float32")[0] for i in (0, 3)]
     vectors = joint.embed_audio(waves)
     assert vectors.shape == (2, 16)

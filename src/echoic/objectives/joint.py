@@ -220,7 +220,13 @@ class JointModel(nn.Module):
             for key, tensor in sorted(part.state_dict().items()):
                 digest.update(key.encode())
                 digest.update(
-                    tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+                    tensor.detach()
+                    .cpu()
+                    .contiguous()
+                    .reshape(-1)
+                    .view(torch.uint8)
+                    .numpy()
+                    .tobytes()
                 )
         digest.update(json.dumps([self.pool, self.chunk_s], sort_keys=True).encode())
         digest.update(json.dumps(self.audio.config.encoder_config, sort_keys=True).encode())
