@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -186,7 +187,49 @@ def _same_grid(student: EncoderSpec, teacher: EncoderSpec) -> bool:
     return all(getattr(student, k) == getattr(teacher, k) for k in keys)
 
 
-class DiscreteTargets(nn.Module):
+def frozen_tokenizer(
+    path: str | None, dim: int, in_place: dict[str, Any], kind: str | None, fix: str
+) -> Tokenizer:
+    """The tokenizer a target maker holds: the fitted one at ``path`` — checked to read frames of
+    ``dim`` values (and of ``kind``, when it records one; ``fix`` says what to do otherwise) — or,
+    without ``path``, a seeded random projection built in place with ``in_place`` settings
+    (nothing to fit: the frames come normalised)."""
+    if path:
+        fitted = load_tokenizer(path)
+        recorded = fitted.source.get("target_frames")
+        if fitted.input_dim != dim or (kind is not None and recorded not in (None, kind)):
+            raise ConfigError(
+                f"tokenizer {path} reads frames of {fitted.input_dim} values "
+                f"({recorded or 'unknown kind'}); it is fed {kind or 'teacher'} frames of {dim} "
+                f"values. {fix}"
+            )
+        return fitted
+    built = build_tokenizer("random_projection", dim, {**in_place, "standardize": False})
+    built.fitted.fill_(True)
+    return built
+
+
+class FrozenTargets(nn.Module):
+    """Base of the target makers (a tokenizer, and maybe a teacher): after :meth:`freeze` no
+    parameter takes gradients and the module stays in eval mode (no dropout, no codebook
+    updates), whatever the trainer asks."""
+
+    tokenizer: Tokenizer
+
+    def freeze(self) -> None:
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return self.tokenizer.codebook_sizes
+
+    def train(self, mode: bool = True) -> FrozenTargets:
+        return super().train(False)
+
+
+class DiscreteTargets(FrozenTargets):
     """Frozen tokenizer (+ teacher): ``(features, student) → ids (B, N, n_codebooks)``."""
 
     def __init__(self, config: DiscreteTargetsConfig, spec: EncoderSpec) -> None:
@@ -213,40 +256,18 @@ class DiscreteTargets(nn.Module):
                 )
             self.teacher = teacher
             source_spec = teacher.spec
+        in_place = {
+            "codebook_size": config.codebook_size,
+            "codebook_dim": config.codebook_dim,
+            "seed": config.tokenizer_seed,
+        }
         dim = frame_dim(kind, source_spec)
-        if config.tokenizer:
-            tokenizer = load_tokenizer(config.tokenizer)
-            recorded = tokenizer.source.get("target_frames")
-            if tokenizer.input_dim != dim or (recorded is not None and recorded != kind):
-                raise ConfigError(
-                    f"tokenizer {config.tokenizer} reads frames of {tokenizer.input_dim} values "
-                    f"({recorded or 'unknown kind'}); target_frames={kind!r} on this encoder "
-                    f"gives {dim}. Fit the tokenizer on the frames the objective feeds it "
-                    "(a tokenizer stage with the same input)."
-                )
-        else:
-            tokenizer = build_tokenizer(
-                "random_projection",
-                dim,
-                {
-                    "codebook_size": config.codebook_size,
-                    "codebook_dim": config.codebook_dim,
-                    "standardize": False,
-                    "seed": config.tokenizer_seed,
-                },
-            )
-            tokenizer.fitted.fill_(True)  # nothing to fit: the features are normalised already
-        self.tokenizer: Tokenizer = tokenizer
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    @property
-    def codebook_sizes(self) -> tuple[int, ...]:
-        return self.tokenizer.codebook_sizes
-
-    def train(self, mode: bool = True) -> DiscreteTargets:
-        return super().train(False)  # frozen: never dropout, never codebook updates
+        fix = (
+            "Fit the tokenizer on the frames the objective feeds it (a tokenizer stage with the "
+            "same input)."
+        )
+        self.tokenizer = frozen_tokenizer(config.tokenizer, dim, in_place, kind, fix)
+        self.freeze()
 
     @torch.no_grad()
     def forward(self, features: Features, student: Encoder) -> torch.Tensor:

@@ -59,9 +59,14 @@ from echoic.errors import ConfigError
 from echoic.features.cqt import C1_HZ, ConstantQ, ConstantQConfig
 from echoic.objectives.base import Objective, masked_mean, register
 from echoic.objectives.beats import masked_cross_entropy
-from echoic.objectives.discrete import frame_dim, grid_time_index, token_frames
+from echoic.objectives.discrete import (
+    FrozenTargets,
+    frame_dim,
+    frozen_tokenizer,
+    grid_time_index,
+    token_frames,
+)
 from echoic.objectives.teachers import span_masked_forward
-from echoic.tokenizers import Tokenizer, build_tokenizer, load_tokenizer
 from echoic.types import Features, ObjectiveOutput, TrainBatch
 
 __all__ = ["CodebookHead", "CodecTargets", "MertConfig", "MertObjective", "mix_in_batch"]
@@ -136,46 +141,24 @@ class MertConfig:
             )
 
 
-class CodecTargets(nn.Module):
+class CodecTargets(FrozenTargets):
     """Frozen codec tokenizer over ``logmel`` frames: ``(features, encoder) → ids (B, N, C)``."""
 
     def __init__(self, config: MertConfig, spec: EncoderSpec) -> None:
         super().__init__()
+        in_place = {
+            "codebook_size": config.codebook_size,
+            "codebook_dim": config.codebook_dim,
+            "n_codebooks": config.n_codebooks,
+            "seed": config.tokenizer_seed,
+        }
+        fix = (
+            f"Fit the mert codec with a tokenizer stage with input: {CODEC_FRAMES} "
+            "(configs/pretrain/mert_tiny.yaml)."
+        )
         dim = frame_dim(CODEC_FRAMES, spec)
-        if config.tokenizer:
-            tokenizer = load_tokenizer(config.tokenizer)
-            recorded = tokenizer.source.get("target_frames")
-            if tokenizer.input_dim != dim or recorded not in (None, CODEC_FRAMES):
-                raise ConfigError(
-                    f"mert codec {config.tokenizer} reads frames of {tokenizer.input_dim} values "
-                    f"({recorded or 'unknown kind'}); mert feeds it {CODEC_FRAMES!r} frames of "
-                    f"{dim} values. Fit it with a tokenizer stage with input: {CODEC_FRAMES} "
-                    "(configs/pretrain/mert_tiny.yaml)."
-                )
-        else:
-            tokenizer = build_tokenizer(
-                "random_projection",
-                dim,
-                {
-                    "codebook_size": config.codebook_size,
-                    "codebook_dim": config.codebook_dim,
-                    "n_codebooks": config.n_codebooks,
-                    "standardize": False,  # the frames are standardised per clip already
-                    "seed": config.tokenizer_seed,
-                },
-            )
-            tokenizer.fitted.fill_(True)
-        self.tokenizer: Tokenizer = tokenizer
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    @property
-    def codebook_sizes(self) -> tuple[int, ...]:
-        return self.tokenizer.codebook_sizes
-
-    def train(self, mode: bool = True) -> CodecTargets:
-        return super().train(False)  # frozen: never dropout, never codebook updates
+        self.tokenizer = frozen_tokenizer(config.tokenizer, dim, in_place, CODEC_FRAMES, fix)
+        self.freeze()
 
     @torch.no_grad()
     def forward(self, features: Features, encoder: Encoder) -> torch.Tensor:

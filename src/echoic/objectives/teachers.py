@@ -25,9 +25,13 @@ from echoic.cards import load
 from echoic.checkpoint import EchoicModel
 from echoic.encoders.base import Encoder, EncoderSpec
 from echoic.errors import ConfigError
-from echoic.objectives.discrete import grid_time_index, token_frames
+from echoic.objectives.discrete import (
+    FrozenTargets,
+    frozen_tokenizer,
+    grid_time_index,
+    token_frames,
+)
 from echoic.objectives.hubert import hubert_span_mask
-from echoic.tokenizers import Tokenizer, build_tokenizer, load_tokenizer
 from echoic.types import EncoderOutput, Features
 
 __all__ = [
@@ -79,7 +83,7 @@ def load_teacher(name_or_dir: str | None, student: Encoder, seed: int, where: st
     return teacher.eval()
 
 
-class TeacherTargets(nn.Module):
+class TeacherTargets(FrozenTargets):
     """Frozen teacher + tokenizer: ``(features, student) → ids (B, N, n_codebooks)``."""
 
     def __init__(
@@ -99,32 +103,10 @@ class TeacherTargets(nn.Module):
             )
         self.teacher = teacher
         self.layer = layer
-        width = teacher.spec.width
         self.normalize = tokenizer is None
-        if tokenizer:
-            fitted = load_tokenizer(tokenizer)
-            if fitted.input_dim != width:
-                raise ConfigError(
-                    f"{where}: tokenizer {tokenizer} reads frames of {fitted.input_dim} values; "
-                    f"the teacher's layers have {width}. Fit it on that teacher's layer "
-                    "(echoic tokenizer fit)."
-                )
-            self.tokenizer: Tokenizer = fitted
-        else:
-            self.tokenizer = build_tokenizer(
-                "random_projection", width, {**in_place, "standardize": False}
-            )
-            self.tokenizer.fitted.fill_(True)
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    @property
-    def codebook_sizes(self) -> tuple[int, ...]:
-        return self.tokenizer.codebook_sizes
-
-    def train(self, mode: bool = True) -> TeacherTargets:
-        return super().train(False)  # frozen: never dropout, never codebook updates
+        fix = f"{where}: fit it on that teacher's layer (echoic tokenizer fit)."
+        self.tokenizer = frozen_tokenizer(tokenizer, teacher.spec.width, in_place, None, fix)
+        self.freeze()
 
     @torch.no_grad()
     def forward(self, features: Features, student: Encoder) -> torch.Tensor:
