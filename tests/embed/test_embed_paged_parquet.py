@@ -155,3 +155,43 @@ def test_thrift_compact_encoding() -> None:
     )
     items = ("binary", ["a"] * 15)  # 15 items: the long list header
     assert encode_struct([(1, "list", items)])[:3] == bytes([0x19, 0xF8, 0x0F])
+
+
+@pytest.mark.parametrize("page_bytes", [4, 52, 1 << 20])
+def test_lazy_timestamp_rows_write_what_the_dense_rows_would(
+    tmp_path: Path, page_bytes: int
+) -> None:
+    """Rows kept as frames to interpolate (``echoic embed --timestamps`` on an echoic model) are
+    written page by page and read back as the interpolated rows themselves, pages ending anywhere
+    inside a row; rows of 1 and of 0 frames beyond the clip included."""
+    import torch
+
+    from echoic.embed.parts import PartTable, Row, atomic_parquet, rows_table, schema_for
+    from echoic.embed.timestamps import interpolated_timestamps, regular_timestamps
+
+    rng = np.random.default_rng(3)
+    schema = schema_for(DIM, True, {"model": "test"})
+    rows, expected = [], []
+    for i, (n, duration_ms) in enumerate([(9, 1400.0), (1, 100.0), (30, 4700.0), (2, 10.0)]):
+        frames = torch.from_numpy(rng.standard_normal((n, DIM)).astype(np.float32))
+        times = 80.0 + 160.0 * torch.arange(n, dtype=torch.float64)
+        lazy, ts_ms = interpolated_timestamps(frames, times, duration_ms, 160.0)
+        dense, dense_ms = regular_timestamps(frames, times, duration_ms, 160.0)
+        assert torch.equal(lazy.dense(), dense) and torch.equal(ts_ms, dense_ms)
+        for a, b in ((0, 1), (1, 4), (2, lazy.n)):  # any block gives the dense rows' values
+            assert torch.equal(lazy.rows(a, b), dense[a:b])
+        scene = rng.standard_normal(DIM).astype(np.float32)
+        rows.append(Row(f"/a/{i}.wav", duration_ms / 1000, scene, ts_ms.numpy(), lazy))
+        expected.append(dense.numpy())
+    part = rows_table(rows, schema)
+    assert isinstance(part, PartTable) and "timestamp_embeddings" not in part.table.schema.names
+    target = tmp_path / "lazy.parquet"
+    with PagedParquetWriter(target, schema, "zstd", page_bytes) as writer:
+        writer.write(part.table, part.lazy)
+    found = pq.read_table(target)
+    assert found.schema.equals(schema)
+    for row, want in zip(found.column("timestamp_embeddings").to_pylist(), expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(row, np.float32).reshape(-1, DIM), want)
+    # atomic_parquet writes the same file from the PartTable (it needs the full schema)
+    atomic_parquet(rows_table(rows, schema), tmp_path / "atomic.parquet", schema)
+    assert pq.read_table(tmp_path / "atomic.parquet").equals(found)

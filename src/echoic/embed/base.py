@@ -9,6 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from echoic.embed.timestamps import InterpolatedFrames
+
 #: Version of the numerics of every embedding path (echoic's Embedder and the zoo models). Bump it
 #: in the change that makes an embedding path give different outputs on purpose (a fix in the
 #: frontend, the stitching, the resampling...): it enters every ``identity``, so embedding caches
@@ -40,6 +42,9 @@ class ClipEmbedding:
     frame_times_ms: torch.Tensor
     timestamps: torch.Tensor
     timestamps_ms: torch.Tensor
+    # set only when asked for (Embedder.embed(..., lazy_timestamps=True)): then ``timestamps`` is
+    # empty (0, D) and this computes its rows on demand, so a long file's are never held whole
+    lazy_timestamps: InterpolatedFrames | None = None
 
 
 @runtime_checkable

@@ -48,7 +48,7 @@ from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_ver
 from echoic.embed.device import exact_fp32, module_device, resolve_device
 from echoic.embed.precision import cast_model, choose_precision, input_dtype
 from echoic.embed.stitch import FrameStitcher
-from echoic.embed.timestamps import regular_timestamps, timestamp_hop_ms
+from echoic.embed.timestamps import interpolated_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
 from echoic.types import AudioBatch
 
@@ -219,10 +219,13 @@ class Embedder(EmbeddingMethods):
         self,
         waveforms: Sequence[torch.Tensor | np.ndarray],
         sample_rate: int | None = None,
+        lazy_timestamps: bool = False,
     ) -> list[ClipEmbedding]:
         """Embed clips of any lengths at ``sample_rate`` (default the model's): ``(S,)`` arrays for
-        a mono model (``(C, S)`` ones are mixed down), ``(C, S)`` for a ``C``-channel model."""
-        return self._embed(waveforms, sample_rate, self.config.shifts)
+        a mono model (``(C, S)`` ones are mixed down), ``(C, S)`` for a ``C``-channel model.
+        ``lazy_timestamps``: leave ``timestamps`` empty and give ``lazy_timestamps`` instead (the
+        frames they interpolate; same values, computed on demand)."""
+        return self._embed(waveforms, sample_rate, self.config.shifts, lazy_timestamps)
 
     def scene_embeddings(
         self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
@@ -236,6 +239,7 @@ class Embedder(EmbeddingMethods):
         waveforms: Sequence[torch.Tensor | np.ndarray],
         sample_rate: int | None,
         shifts: int,
+        lazy: bool = False,
     ) -> list[ClipEmbedding]:
         if len(waveforms) == 0:
             return []
@@ -257,9 +261,12 @@ class Embedder(EmbeddingMethods):
             for row, (i, k) in enumerate(group):
                 stitchers[i].add(k, frames[row, : int(valid[row])])
         passes = [stitcher.frames() for stitcher in stitchers]
+        inputs.clear()  # the prepared and shifted copies of the audio: not needed from here on
+        del clips, stitchers
         n = len(offsets)
         return [
-            self._clip_embedding(passes[c * n : (c + 1) * n], lengths[c]) for c in range(len(clips))
+            self._clip_embedding(passes[c * n : (c + 1) * n], lengths[c], lazy)
+            for c in range(len(lengths))
         ]
 
     # ---------------------------------------------------------------- internals
@@ -350,7 +357,9 @@ class Embedder(EmbeddingMethods):
         time_padding[rows, out.time_index] = out.padding_mask
         return frames.cpu(), (~time_padding).sum(1).cpu()
 
-    def _clip_embedding(self, passes: list[torch.Tensor], n_samples: int) -> ClipEmbedding:
+    def _clip_embedding(
+        self, passes: list[torch.Tensor], n_samples: int, lazy: bool = False
+    ) -> ClipEmbedding:
         """Scene + native frames from the first pass; timestamps from all passes interleaved."""
         k = len(passes)
         frames = passes[0]
@@ -367,7 +376,7 @@ class Embedder(EmbeddingMethods):
             fine = torch.stack(padded, 1).reshape(rows * k, -1)[:n_fine]
             step = torch.arange(n_fine, dtype=torch.float64) * (self.frame_hop_ms / k)
             fine_ms = frame_ms[0] + step
-        ts, ts_ms = regular_timestamps(
+        grid, ts_ms = interpolated_timestamps(
             fine,
             fine_ms,
             duration_ms=1000.0 * n_samples / self.sample_rate,
@@ -381,6 +390,7 @@ class Embedder(EmbeddingMethods):
             scene=scene,
             frames=frames,
             frame_times_ms=frame_ms,
-            timestamps=ts,
+            timestamps=frames[:0] if lazy else grid.dense(),
             timestamps_ms=ts_ms,
+            lazy_timestamps=grid if lazy else None,
         )

@@ -40,7 +40,9 @@ from tqdm import tqdm
 from echoic.data.audio import audio_info, load_audio, require_min_samples
 from echoic.data.discover import find_audio
 from echoic.embed.base import ClipEmbedding, EmbeddingModel
+from echoic.embed.embedder import Embedder
 from echoic.embed.parts import (
+    PartTable,
     Row,
     atomic_parquet,
     clean_stale_tmp,
@@ -151,7 +153,7 @@ def extract_rows(
     meta: dict[str, object],
     schema: pa.Schema,
     rows_of: Callable[[Group, ExtractReport], list[RowT]],
-    table_of: Callable[[list[RowT], pa.Schema], pa.Table],
+    table_of: Callable[[list[RowT], pa.Schema], pa.Table | PartTable],
     max_duration_s: float | None = None,
     files_per_batch: int = 16,
     flush_every: int = 64,
@@ -177,7 +179,8 @@ def extract_rows(
     def flush() -> None:
         nonlocal part_no, pending
         if pending:
-            atomic_parquet(table_of(pending, schema), parts / f"part-{part_no:06d}.parquet")
+            part = parts / f"part-{part_no:06d}.parquet"
+            atomic_parquet(table_of(pending, schema), part, schema)
             part_no += 1
             report.written += len(pending)
             pending = []
@@ -316,7 +319,7 @@ def _embed_rows(
 ) -> list[Row]:
     """The rows of a group's embeddable files (the audio is not referenced once this returns)."""
     rows = []
-    results = _embed_isolating(embedder, group, report)
+    results = _embed_isolating(embedder, group, report, lazy_timestamps=timestamps)
     for (key, wave), emb in zip(group, results, strict=True):
         if emb is not None:
             duration = wave.shape[-1] / embedder.sample_rate
@@ -326,9 +329,21 @@ def _embed_rows(
 
 
 def _embed_isolating(
-    embedder: EmbeddingModel, loaded: list[tuple[str, np.ndarray]], report: ExtractReport
+    embedder: EmbeddingModel,
+    loaded: list[tuple[str, np.ndarray]],
+    report: ExtractReport,
+    lazy_timestamps: bool = False,
 ) -> list[ClipEmbedding | None]:
-    """Embed a group; if the group fails, embed one by one so only the culprit is skipped."""
+    """Embed a group; if the group fails, embed one by one so only the culprit is skipped.
+    ``lazy_timestamps``: an echoic Embedder keeps timestamp rows as the frames they interpolate
+    (written page by page: a long file's are never held whole)."""
+    if lazy_timestamps and isinstance(embedder, Embedder):
+        embed = embedder
+
+        def lazily(waves: Sequence[np.ndarray]) -> list[ClipEmbedding]:
+            return embed.embed(waves, lazy_timestamps=True)
+
+        return process_isolating(lazily, loaded, report, "embedding")
     return process_isolating(embedder.embed, loaded, report, "embedding")
 
 

@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -250,6 +250,17 @@ class _Chunk:
         return self.offset if self.dictionary_offset is None else self.dictionary_offset
 
 
+class LeafSource(Protocol):
+    """A column's flat leaf values, produced on demand: ``starts`` ``(rows + 1,)`` is each row's
+    first leaf index, and ``source[first:end]`` the leaves ``[first, end)`` as a numpy array of the
+    column's leaf type (echoic's timestamp embeddings, interpolated block by block)."""
+
+    @property
+    def starts(self) -> np.ndarray: ...
+
+    def __getitem__(self, index: slice) -> np.ndarray: ...
+
+
 class PagedParquetWriter:
     """Write Arrow tables to ``path`` as Parquet, one row group per :meth:`write` (see module
     docstring). Use as a context manager; the file is complete once closed."""
@@ -289,23 +300,44 @@ class PagedParquetWriter:
         else:
             self._file.close()
 
-    def write(self, table: pa.Table | pa.RecordBatch) -> None:
-        """Append ``table`` (the writer's schema; metadata may differ) as one row group."""
-        if not table.schema.equals(self.schema, check_metadata=False):
+    def write(
+        self, table: pa.Table | pa.RecordBatch, lazy: dict[str, LeafSource] | None = None
+    ) -> None:
+        """Append ``table`` (the writer's schema; metadata may differ) as one row group.
+
+        ``lazy``: columns given as :class:`LeafSource` instead of in ``table`` (which then lacks
+        them): their values are asked for page by page, so they are never held whole."""
+        lazy = lazy or {}
+        given = {f.name for f in table.schema}
+        expected = pa.schema([f for f in self.schema if f.name not in lazy])
+        if not table.schema.equals(expected, check_metadata=False) or not set(lazy) <= {
+            f.name for f in self.schema
+        }:
+            besides = f" (besides lazy columns {sorted(lazy)})" if lazy else ""
             raise ValueError(
-                f"table schema differs from the writer's:\nexpected {self.schema}\nfound "
-                f"{table.schema}\ncast the table to the writer's schema first"
+                f"table schema differs from the writer's{besides}:\nexpected {self.schema}\n"
+                f"found {table.schema}\ncast the table to the writer's schema first"
             )
         if table.num_rows == 0:
             return
         chunks = []
-        for index, column in enumerate(self._columns):
-            data = table.column(index)
-            arrays = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
+        for column in self._columns:
             chunk = _Chunk(column, self._file.tell(), _CODECS[self._codec])
-            for array in arrays:
-                if len(array):
-                    self._write_pages(array, chunk)
+            if column.name in lazy:
+                source = lazy[column.name]
+                if len(source.starts) != table.num_rows + 1:
+                    raise ValueError(
+                        f"lazy column {column.name!r} has {len(source.starts) - 1} rows; the "
+                        f"table has {table.num_rows}"
+                    )
+                self._write_leaves(source, np.asarray(source.starts, np.int64), chunk)
+            else:
+                assert column.name in given
+                data = table.column(column.name)
+                arrays = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
+                for array in arrays:
+                    if len(array):
+                        self._write_pages(array, chunk)
             chunks.append(chunk)
         self._row_groups.append((table.num_rows, chunks))
 
@@ -351,8 +383,13 @@ class PagedParquetWriter:
         self._row_groups.append((group.num_rows, chunks))
 
     def _write_pages(self, array: pa.Array, chunk: _Chunk) -> None:
+        values, starts = _leaves(array, chunk.column)
+        self._write_leaves(values, starts, chunk)
+
+    def _write_leaves(self, values: Any, starts: np.ndarray, chunk: _Chunk) -> None:
+        """Pages of the leaves ``values`` (sliceable: ``values[first:end]``) of rows starting at
+        leaf ``starts`` ``(rows + 1,)``."""
         column = chunk.column
-        values, starts = _leaves(array, column)
         total = int(starts[-1])
         itemsize = np.dtype(column.dtype).itemsize if column.dtype else 64
         step = max(1, self._page_bytes // itemsize)

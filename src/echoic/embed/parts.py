@@ -28,11 +28,13 @@ import torch
 
 from echoic import __version__
 from echoic.embed.base import ClipEmbedding, EmbeddingModel
-from echoic.embed.paged_parquet import PagedParquetWriter
+from echoic.embed.paged_parquet import LeafSource, PagedParquetWriter
+from echoic.embed.timestamps import InterpolatedFrames
 from echoic.errors import DiskFullError, EchoicError, is_disk_full
 
 __all__ = [
     "META_KEY",
+    "PartTable",
     "Row",
     "atomic_parquet",
     "clean_stale_tmp",
@@ -87,12 +89,49 @@ class Row:
     duration_s: float
     scene: np.ndarray  # (D,) float32
     timestamps_ms: np.ndarray | None = None  # (T,) float64
-    timestamps: np.ndarray | None = None  # (T, D) float32, often a view of the model's frames
+    # (T, D) float32, often a view of the model's frames, or the frames they interpolate (written
+    # page by page, never held whole)
+    timestamps: np.ndarray | InterpolatedFrames | None = None
 
     @property
     def nbytes(self) -> int:
+        """Bytes the row holds in memory."""
         arrays = (self.scene, self.timestamps_ms, self.timestamps)
         return sum(a.nbytes for a in arrays if a is not None)
+
+
+@dataclass
+class PartTable:
+    """A part's rows: ``table`` without the ``lazy`` columns, whose values are computed page by
+    page while the part is written (:meth:`PagedParquetWriter.write`)."""
+
+    table: pa.Table
+    lazy: dict[str, LeafSource]
+
+
+class TimestampLeaves:
+    """The ``timestamp_embeddings`` leaves of several rows of :class:`InterpolatedFrames`, as a
+    :class:`~echoic.embed.paged_parquet.LeafSource` (float32, row after row)."""
+
+    def __init__(self, rows: list[InterpolatedFrames], dim: int) -> None:
+        self.rows, self.dim = rows, dim
+        self.starts = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum([r.n * dim for r in rows], out=self.starts[1:])
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        first, end = int(index.start or 0), int(index.stop)
+        parts = []
+        r = int(np.searchsorted(self.starts, first, side="right")) - 1
+        while r < len(self.rows) and self.starts[r] < end:
+            lo, hi = max(first, int(self.starts[r])), min(end, int(self.starts[r + 1]))
+            if hi > lo:
+                a = (lo - int(self.starts[r])) // self.dim
+                b = -(-(hi - int(self.starts[r])) // self.dim)
+                block = self.rows[r].rows(a, b).to(torch.float32).numpy().reshape(-1)
+                offset = a * self.dim + int(self.starts[r])
+                parts.append(block[lo - offset : hi - offset])
+            r += 1
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def make_row(path: str, duration_s: float, emb: ClipEmbedding, timestamps: bool) -> Row:
@@ -105,12 +144,41 @@ def make_row(path: str, duration_s: float, emb: ClipEmbedding, timestamps: bool)
     if not timestamps:
         return Row(path, duration_s, scene)
     times = array(emb.timestamps_ms, np.float64)
+    if emb.lazy_timestamps is not None:
+        lazy = emb.lazy_timestamps
+        frames = lazy.frames.detach().cpu().to(torch.float32)
+        return Row(path, duration_s, scene, times, InterpolatedFrames(frames, lazy.pos, lazy.n))
     return Row(path, duration_s, scene, times, array(emb.timestamps, np.float32))
 
 
-def rows_table(rows: list[Row], schema: pa.Schema) -> pa.Table:
-    """The rows as a table without copying their timestamp arrays (one chunk per row)."""
+def rows_table(rows: list[Row], schema: pa.Schema) -> pa.Table | PartTable:
+    """The rows as a table without copying their timestamp arrays (one chunk per row); rows with
+    :class:`InterpolatedFrames` give a :class:`PartTable` whose timestamp embeddings are
+    interpolated page by page as they are written."""
     dim = schema.field("embedding").type.list_size
+    if any(isinstance(r.timestamps, InterpolatedFrames) for r in rows):
+        dense = [
+            r
+            if not isinstance(r.timestamps, InterpolatedFrames)
+            else Row(r.path, r.duration_s, r.scene, r.timestamps_ms, None)
+            for r in rows
+        ]
+        lazy = [_as_lazy(r) for r in rows]
+        name = "timestamp_embeddings"
+        rest = pa.schema([f for f in schema if f.name != name], metadata=schema.metadata)
+        table = _dense_table(dense, rest, dim)
+        return PartTable(table, {name: TimestampLeaves(lazy, dim)})
+    return _dense_table(rows, schema, dim)
+
+
+def _as_lazy(row: Row) -> InterpolatedFrames:
+    if isinstance(row.timestamps, InterpolatedFrames):
+        return row.timestamps
+    assert row.timestamps is not None, "a row of a timestamp schema has timestamp embeddings"
+    return InterpolatedFrames(torch.from_numpy(row.timestamps), None, len(row.timestamps))
+
+
+def _dense_table(rows: list[Row], schema: pa.Schema, dim: int) -> pa.Table:
     scene = np.stack([r.scene for r in rows]).astype(np.float32, copy=False)
     cols: list[pa.Array | pa.ChunkedArray] = [
         pa.array([r.path for r in rows], pa.string()),
@@ -120,15 +188,15 @@ def rows_table(rows: list[Row], schema: pa.Schema) -> pa.Table:
     if "timestamps_ms" in schema.names:
         times, embs = [], []
         for r in rows:
-            assert r.timestamps_ms is not None and r.timestamps is not None
+            assert r.timestamps_ms is not None
             offsets = pa.array(np.array([0, r.timestamps_ms.shape[0]], np.int32))
             times.append(pa.ListArray.from_arrays(offsets, pa.array(r.timestamps_ms)))
-            inner = pa.FixedSizeListArray.from_arrays(pa.array(r.timestamps.reshape(-1)), dim)
-            embs.append(pa.ListArray.from_arrays(offsets, inner))
-        cols += [
-            pa.chunked_array(times, schema.field("timestamps_ms").type),
-            pa.chunked_array(embs, schema.field("timestamp_embeddings").type),
-        ]
+            if isinstance(r.timestamps, np.ndarray):
+                inner = pa.FixedSizeListArray.from_arrays(pa.array(r.timestamps.reshape(-1)), dim)
+                embs.append(pa.ListArray.from_arrays(offsets, inner))
+        cols.append(pa.chunked_array(times, schema.field("timestamps_ms").type))
+        if "timestamp_embeddings" in schema.names:
+            cols.append(pa.chunked_array(embs, schema.field("timestamp_embeddings").type))
     return pa.Table.from_arrays(cols, schema=schema)
 
 
@@ -160,11 +228,19 @@ def disk_full(err: OSError, target: Path, what: str) -> DiskFullError:
     )
 
 
-def atomic_parquet(table: pa.Table, target: Path) -> None:
+def atomic_parquet(
+    table: pa.Table | PartTable, target: Path, schema: pa.Schema | None = None
+) -> None:
+    """Write ``table`` to ``target`` atomically (a :class:`PartTable` needs the full ``schema``)."""
     tmp = tmp_name(target)
     try:
-        with PagedParquetWriter(tmp, table.schema) as writer:
-            writer.write(table)
+        if isinstance(table, PartTable):
+            assert schema is not None, "a PartTable is written against the full schema"
+            with PagedParquetWriter(tmp, schema) as writer:
+                writer.write(table.table, table.lazy)
+        else:
+            with PagedParquetWriter(tmp, table.schema) as writer:
+                writer.write(table)
         durable_replace(tmp, target)
     except OSError as err:
         if is_disk_full(err):

@@ -208,7 +208,7 @@ class EmbedWorker:
         """One part file, named after this run and the batch's first file (a retried batch
         rewrites the same name); returns the seconds of audio of each written path."""
         name = f"part-{self.run_number:06d}-{first_index:09d}-{flush:03d}.parquet"
-        atomic_parquet(rows_table(rows, self.schema), self.parts / name)
+        atomic_parquet(rows_table(rows, self.schema), self.parts / name, self.schema)
         return {r.path: r.duration_s for r in rows}
 
 
