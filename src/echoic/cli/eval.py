@@ -34,7 +34,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", nargs="+", default=[], help="task dirs or folders of task dirs")
     p.add_argument(
         "--protocol",
-        choices=("hear", "hear-fast", "linear", "knn", "retrieval", "zeroshot", "textretrieval"),
+        choices=(
+            "hear",
+            "hear-fast",
+            "xares",
+            "linear",
+            "knn",
+            "retrieval",
+            "zeroshot",
+            "textretrieval",
+        ),
         default="hear",
         help="zeroshot: class prompts → nearest class, for joint audio–text models (clap, slap); "
         "textretrieval: text↔audio R@1/5/10 and mAP on --captions held-out sets",
@@ -58,6 +67,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--seeds", type=int, default=1, help="probe seeds (mean ± std over seeds, folds)"
+    )
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=None,
+        help="hear-fast: shrink the batch (not below 32 rows) to give at least this many steps "
+        "per epoch (0: hear's 1024 rows)",
+    )
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="probe seeds are FIRST_SEED .. FIRST_SEED+SEEDS-1 (a re-seeded rerun of a protocol)",
     )
     p.add_argument("--out", default="results", help="output folder")
     p.add_argument("--cache", default=None, help="embedding cache folder (default: OUT/cache)")
@@ -206,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
     probe = ProbeConfig(
         protocol=args.protocol,
         seeds=args.seeds,
+        first_seed=args.first_seed,
         grid_points=args.grid_points,
         hidden_dim=args.hidden_dim,
         max_epochs=args.max_epochs,
@@ -215,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
         order=args.order,
         backend=args.backend,
     )
+    if args.min_steps is not None:
+        probe.fast_min_steps = args.min_steps
     if args.rungs:
         probe.fast_rungs = tuple(int(r) for r in args.rungs.split(","))
     config = EvalConfig(

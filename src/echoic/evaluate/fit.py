@@ -23,6 +23,7 @@ read in that same order every epoch;
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class FitConfig:
     seed: int = 0
     predict_rows: int = 1 << 26  # max G * rows * hidden floats per prediction chunk
     halving_epochs: tuple[int, ...] = ()  # successive halving: epochs where half the probes stop
+    lr_schedule: str = "constant"  # "constant" | "cosine" (lr -> lr_floor * lr over max_epochs)
+    lr_floor: float = 0.1
     device: str = "cpu"  # where probes train ("cuda", "cuda:1", ...); see resolve_device
 
 
@@ -265,6 +268,9 @@ def _fit_together(
         # RNG, seeded as StackedMLP seeds that probe's own generator
         torch.manual_seed(dropout_seed(result.specs[runs[0][0][0]], config.seed))
         for epoch in range(config.max_epochs):
+            scale = lr_factor(config, epoch)
+            for _, model in active:
+                model.lr_scale = scale
             if config.order == "epoch":
                 order = torch.as_tensor(rng.permutation(n)).to(x.device)
             for lo in range(0, n, config.batch_size):
@@ -315,6 +321,19 @@ def _fit_together(
         final = make([result.specs[i] for i in idx])
         final.load_state(state)
         result._models.append((idx, final))
+
+
+def lr_factor(config: FitConfig, epoch: int) -> float:
+    """The schedule's factor on the base lr during ``epoch`` (0-based): 1 when constant; cosine
+    from 1 at the first epoch to ``lr_floor`` at epoch ``max_epochs`` (ignite's
+    ``CosineAnnealingScheduler`` with cycle ``max_epochs``, stepped at each epoch start, as X-ARES
+    uses it)."""
+    if config.lr_schedule == "constant":
+        return 1.0
+    if config.lr_schedule != "cosine":
+        raise ConfigError(f"lr_schedule must be constant or cosine; found {config.lr_schedule!r}")
+    t = epoch / max(1, config.max_epochs)
+    return config.lr_floor + (1.0 - config.lr_floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 def _halve(members: list[int], wait: dict[int, int], result: FitResult, patience: int) -> None:

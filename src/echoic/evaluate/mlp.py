@@ -67,8 +67,12 @@ def init_weights(spec: ProbeSpec, d_in: int, n_out: int) -> list[tuple[torch.Ten
             w = (torch.rand(a, b, generator=gen) * 2 - 1) * (math.sqrt(3.0) * std)
         elif spec.init == "xavier_normal":
             w = torch.randn(a, b, generator=gen) * std
+        elif spec.init == "torch_default":  # nn.Linear's kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(a))
+            w = (torch.rand(a, b, generator=gen) * 2 - 1) / math.sqrt(a)
         else:
-            raise ValueError(f"init must be xavier_uniform or xavier_normal; found {spec.init!r}")
+            raise ValueError(
+                f"init must be xavier_uniform, xavier_normal or torch_default; found {spec.init!r}"
+            )
         bound = 1.0 / math.sqrt(a)  # nn.Linear's default bias init
         bias = (torch.rand(b, generator=gen) * 2 - 1) * bound
         layers.append((w, bias))
@@ -116,6 +120,7 @@ class StackedMLP:
             for t in (torch.zeros(g, h, device=dev), torch.ones(g, h, device=dev))
         ]
         self.lr = torch.tensor([s.lr for s in specs])
+        self.lr_scale = 1.0  # a schedule's factor on every member's lr (see FitConfig.lr_schedule)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.step = 0
@@ -196,7 +201,7 @@ class StackedMLP:
         self.step += 1
         bc1 = 1 - ADAM_BETAS[0] ** self.step
         bc2_sqrt = math.sqrt(1 - ADAM_BETAS[1] ** self.step)
-        steps = [lr / bc1 for lr in self.lr.tolist()]
+        steps = [lr * self.lr_scale / bc1 for lr in self.lr.tolist()]
         all_steps = torch.tensor(steps, device=self.device) if self.vectorised_adam else None
         with torch.no_grad():
             for p, m, v, buf in zip(
@@ -298,6 +303,7 @@ class SingleMLP:
         self.device = torch.device(device)
         self.optimiser = torch.optim.Adam(self.net.parameters(), lr=spec.lr)
         self.lr = torch.tensor([spec.lr])
+        self.lr_scale = 1.0
 
     @property
     def size(self) -> int:
@@ -308,6 +314,8 @@ class SingleMLP:
         return self.net(x.dense() if isinstance(x, InterpolatedRows) else x)[None]
 
     def adam_step(self) -> None:
+        for group in self.optimiser.param_groups:
+            group["lr"] = float(self.lr[0]) * self.lr_scale
         self.optimiser.step()
         self.optimiser.zero_grad(set_to_none=True)
 

@@ -48,7 +48,11 @@ from echoic.evaluate.units import Unit, UnitStore, run_units
 HEAR_LRS = (3.2e-3, 1e-3, 3.2e-4, 1e-4)
 HEAR_INITS = ("xavier_uniform", "xavier_normal")
 HEAR_DEPTHS = (1, 2)
-PROTOCOLS = ("hear", "hear-fast", "linear", "knn", "retrieval")
+PROTOCOLS = ("hear", "hear-fast", "xares", "linear", "knn", "retrieval")
+XARES_POINT = {"hidden_layers": 0, "initialization": "torch_default", "lr": 1e-3}
+"""X-ARES 0.1.3's probe: LayerNorm then one Linear (its ``Mlp``), Adam at the task default lr 1e-3
+(its Trainer's 3e-3 default is overridden by every task config), batch 32, 10 epochs, cosine decay
+to 0.1 lr, validation every epoch, the best validation state tested. No grid."""
 HEAR_FAST_PATIENCE = 20  # validation checks without improvement (as hear: shorter stops early
 # on the initial plateau of slow starters, measured)
 HEAR_FAST_RUNGS = (8, 16, 32)  # validation checks after which half the grid points stop
@@ -63,6 +67,7 @@ class ProbeConfig:
 
     protocol: str = "hear"
     seeds: int = 1
+    first_seed: int = 0  # probe seeds first_seed .. first_seed + seeds - 1 (a re-seeded rerun)
     grid_points: int = 8
     grid_seed: int = 42
     hidden_dim: int | None = None  # None: the protocol's (hear 1024, hear-fast 256)
@@ -74,6 +79,7 @@ class ProbeConfig:
     backend: str = "stacked"  # "stacked" | "sequential"
     linear_l2_path: tuple[float, ...] = DEFAULT_L2_PATH
     fast_rungs: tuple[int, ...] = HEAR_FAST_RUNGS  # hear-fast: checks at which half the grid stops
+    fast_min_steps: int = 0  # hear-fast: batch shrunk (to >= 32 rows) for >= this many steps/epoch
     factor_events: bool = True  # event rows interpolated from native frames: first layer on those
     knn_k: int = 10
     knn_temperature: float = 0.07
@@ -98,6 +104,15 @@ class ProbeConfig:
                 check_every=int(_first(grid.get("check_val_every_n_epoch"), 3)),
                 patience=20 if self.protocol == "hear" else HEAR_FAST_PATIENCE,
                 order="fixed",
+            )
+        elif self.protocol == "xares":
+            base = FitConfig(
+                batch_size=32,
+                max_epochs=10,
+                check_every=1,
+                patience=10,  # never stops early: X-ARES runs its 10 epochs
+                order="epoch",
+                lr_schedule="cosine",
             )
         else:
             base = FitConfig(
@@ -179,7 +194,11 @@ def run_probe(
         _knn_probe(task, emb, config, metrics, plans, outcome)
         outcome.seconds = time.perf_counter() - start
         return outcome
-    seeds = [0] if config.protocol == "linear" else list(range(config.seeds))
+    seeds = (
+        [0]
+        if config.protocol == "linear"
+        else list(range(config.first_seed, config.first_seed + config.seeds))
+    )
     work = _UnitWork(task, emb, config, device, metrics, plans, seeds)
     cuda = torch.device(device).type == "cuda"
     jobs = 1 if cuda else jobs  # forked workers cannot share a CUDA context
@@ -191,11 +210,15 @@ def run_probe(
         units = [Unit(f, (0,)) for f in range(len(plans))]
         done = run(units, work)
         chosen, best = work.points[0], 0
+    elif config.protocol == "xares":  # no grid: the one point on every fold with every seed
+        work.points = [dict(XARES_POINT)]
+        done = run([Unit(f, (0,)) for f in range(len(plans))], work)
+        chosen, best = work.points[0], 0
     elif config.protocol == "hear-fast":
         # stage 0: the grid on fold 0 with seed 0 only, successive halving; stage 1: the chosen
         # point on every fold with every seed (fold 0's seed 0 is the stage-0 survivor's run)
         work.points = hear_grid(config)
-        grid_unit = Unit(0, tuple(range(len(work.points))), seeds=(0,))
+        grid_unit = Unit(0, tuple(range(len(work.points))), seeds=(seeds[0],))
         done = run([grid_unit], work)
         valid = np.array(done[grid_unit]["valid"])
         best = _select(valid, done[grid_unit]["epochs"], work.points, 1, metrics[0], outcome)
@@ -254,6 +277,9 @@ class _UnitWork:
             if self.config.protocol == "linear":
                 train.x, valid.x, test.x = _standardise(train.x, valid.x, test.x)
                 train.factored = None  # the exact solve uses the (standardised) rows
+            elif self.config.protocol == "xares":  # its LayerNorm's normalisation, per row
+                train.x, valid.x, test.x = (_row_normalise(x) for x in (train.x, valid.x, test.x))
+                train.factored = None
             scorers = (
                 Scorer(self.task, valid, self.metrics),
                 Scorer(self.task, test, self.metrics),
@@ -312,6 +338,22 @@ class _UnitWork:
         fit = replace(self.config.fit_config(self.task, seed=unit.fold), device=self.device)
         if self.config.protocol == "hear-fast" and unit.stage == 0:
             fit.halving_epochs = tuple(c * fit.check_every for c in self.config.fast_rungs)
+        if (
+            self.config.protocol == "hear-fast"
+            and self.config.fast_min_steps
+            and self.config.batch_size is None
+        ):  # small tasks: hear's 1024-row batch is one Adam step per epoch; take more, smaller
+            rows = int(self._data(unit.fold)[0].x.shape[0])
+            fit.batch_size = min(fit.batch_size, max(32, rows // self.config.fast_min_steps))
+        if (
+            self.config.protocol == "xares"
+            and self.task.is_event
+            and self.config.batch_size is None
+        ):
+            # X-ARES batches 32 clips of a frame task: here 32 files' worth of frame rows
+            train = self._data(unit.fold)[0]
+            files = max(1, len(train.offsets) - 1) if train.offsets is not None else 1
+            fit.batch_size = max(32, round(32 * train.x.shape[0] / files))
         return fit
 
     def _linear(self, unit: Unit) -> dict[str, Any]:
@@ -392,6 +434,8 @@ def _fixed_hparams(config: ProbeConfig, task: HearTask) -> dict[str, Any]:
     if config.protocol in ("hear", "hear-fast"):
         out.update({"hidden_dim": config.probe_width, "dropout": 0.1, "hidden_norm": "BatchNorm1d"})
         out["optimiser"] = "Adam"
+    if config.protocol == "xares":
+        out.update({"input_norm": "per-row LayerNorm (no affine)", "optimiser": "Adam"})
     return out
 
 
@@ -450,6 +494,15 @@ def _record(
     confusion = scorer.confusion(probs)
     if confusion is not None:
         out.confusion = confusion if out.confusion is None else out.confusion + confusion
+
+
+def _row_normalise(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Each row to zero mean and unit variance (LayerNorm without its affine, which a following
+    Linear absorbs)."""
+    x64 = np.asarray(x, np.float64)
+    mean = x64.mean(1, keepdims=True)
+    var = x64.var(1, keepdims=True)
+    return ((x64 - mean) / np.sqrt(var + eps)).astype(np.float32)
 
 
 def _standardise(*xs: np.ndarray) -> tuple[np.ndarray, ...]:
