@@ -30,6 +30,9 @@ run as released. Event tasks do not on Lightning 1.9.5: hear-eval-kit sets
 ``trainer.fit_loop.current_epoch`` before testing to pick the best epoch's post-processing, which
 Lightning 1.9 ignores, so the test step looks up the last epoch and fails with a ``KeyError``.
 
+``--protocol hear-fast`` runs echoic's ``hear-fast`` instead, against the same hear-eval-kit run
+(its CPU-seconds ratio is hear-fast's saving over the reference implementation).
+
 Run (the two models one after the other; each pair side by side)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_heareval.py \\
@@ -205,7 +208,7 @@ def bench_model(args: argparse.Namespace, name: str, task_dir: Path) -> None:
     dims = next(iter(emb.splits.values())).x.shape[1]
     export_dir = work / "heareval" / slug(name) / task.path.name
     export_task(task, emb, export_dir, identity=identity)
-    echoic_out = work / "echoic"
+    echoic_out = work / ("echoic" if args.protocol == "hear" else f"echoic-{args.protocol}")
     metric = task.metrics[0]
     print(
         f"\n== {name} on {task.name}: {sum(s.x.shape[0] for s in emb.splits.values())} clips x "
@@ -238,7 +241,7 @@ def bench_model(args: argparse.Namespace, name: str, task_dir: Path) -> None:
                 "--tasks",
                 str(task.path),
                 "--protocol",
-                "hear",
+                args.protocol,
                 "--seeds",
                 "1",
                 "--grid-points",
@@ -268,7 +271,9 @@ def bench_model(args: argparse.Namespace, name: str, task_dir: Path) -> None:
             )
         return
     ref, ref_hp = heareval_scores(export_dir, metric)
-    ours, our_hp = echoic_scores(echoic_out / slug(name) / f"{task.name}.hear.json", metric)
+    ours, our_hp = echoic_scores(
+        echoic_out / slug(name) / f"{task.name}.{args.protocol}.json", metric
+    )
     folds = sorted(set(ref) & set(ours))
     print(
         f"\n  {'fold':8s} {'heareval':>9s} {'echoic':>9s} {'diff':>8s}   best epoch heareval/echoic"
@@ -324,6 +329,12 @@ def main() -> int:
     p.add_argument("--work", default="results/heareval-bench", help="work folder")
     p.add_argument("--cache", default=None, help="embedding cache (default: WORK/cache)")
     p.add_argument("--grid-points", type=int, default=8, help="grid points of 16 (default 8)")
+    p.add_argument(
+        "--protocol",
+        default="hear",
+        choices=("hear", "hear-fast"),
+        help="echoic's side: the faithful protocol (default) or hear-fast, against hear-eval-kit",
+    )
     args = p.parse_args()
 
     problem = check_reference(Path(args.venv))

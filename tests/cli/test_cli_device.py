@@ -63,3 +63,18 @@ def test_ray_options_check_devices_before_ray_is_needed() -> None:
         RayConfig(gpus_per_worker=1).worker_device("cpu")
     with pytest.raises(ConfigError, match="num_workers must be an integer"):
         RayConfig(num_workers=0)
+
+
+def test_eval_jobs_auto_is_one_process_per_usable_core_for_the_grid_protocols(monkeypatch) -> None:
+    import os
+
+    from echoic.cli.eval import resolve_jobs
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2}, raising=False)
+    assert resolve_jobs("auto", "hear") == 3 and resolve_jobs("auto", "hear-fast") == 3
+    assert resolve_jobs("auto", "linear") == 1 and resolve_jobs("auto", "xares") == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)), raising=False)
+    assert resolve_jobs("auto", "hear") == 8  # capped
+    assert resolve_jobs("2", "linear") == 2
+    with pytest.raises(SystemExit, match="--jobs must be a number or auto"):
+        resolve_jobs("many", "hear")
