@@ -124,6 +124,31 @@ def test_a_real_event_task_trains_the_same_probe_factored_or_dense(tmp_path: Pat
         probs.append(fit.predict(test.x, multilabel=True))
     np.testing.assert_allclose(probs[0], probs[1], atol=2e-3)
 
+    # the linear probe (L-BFGS logistic regression) on standardised factored rows solves the
+    # same problem: the same strength is chosen and both solutions reach the same objective value
+    # on the dense rows (L-BFGS stops at 200 iterations, so they agree to that, not bitwise)
+    from echoic.evaluate.linear import _objective, fit_linear
+    from echoic.evaluate.probes import _moments, _scale
+
+    mean, std = _moments(train.x)
+    shift, scale = (torch.from_numpy(v.astype(np.float32)) for v in (mean, std))
+    dense = _scale(train.x, mean, std)
+    fits = [
+        fit_linear(x, train.targets, _scale(valid.x, mean, std),
+                   Scorer(task, valid, metrics).validation, metrics[0], task.n_labels, True)
+        for x in (train.factored.affine(shift, scale), dense)
+    ]  # fmt: skip
+    assert fits[0].l2 == fits[1].l2
+    y = torch.as_tensor(train.targets, dtype=torch.float32)
+    values = [
+        float(_objective(torch.from_numpy(dense), y, f.weight, f.bias, f.l2, True)) for f in fits
+    ]
+    assert abs(values[0] - values[1]) <= 1e-3 * abs(values[1]), values
+    np.testing.assert_allclose(
+        fits[0].predict(_scale(test.x, mean, std)), fits[1].predict(_scale(test.x, mean, std)),
+        atol=0.05,
+    )  # fmt: skip
+
 
 def test_factored_rows_move_between_devices() -> None:
     rows = InterpolatedRows(torch.ones(2, 3), torch.tensor([0]), torch.tensor([1]), torch.ones(1))

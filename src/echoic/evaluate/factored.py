@@ -72,6 +72,26 @@ class InterpolatedRows:
         a = self.alpha[:, None]
         return (1 - a) * self.native[self.left] + a * self.native[self.right]
 
+    def compact(self) -> InterpolatedRows:
+        """The same rows over only the native frames they use (for full-batch products)."""
+        used, inverse = torch.unique(torch.cat([self.left, self.right]), return_inverse=True)
+        n = self.left.shape[0]
+        return InterpolatedRows(self.native[used], inverse[:n], inverse[n:], self.alpha)
+
+    def affine(self, shift: torch.Tensor, scale: torch.Tensor) -> InterpolatedRows:
+        """Rows ``(x − shift) / scale``: the natives transformed (blends commute with it, their
+        weights summing to 1)."""
+        return InterpolatedRows((self.native - shift) / scale, self.left, self.right, self.alpha)
+
+    def linear_full(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``rows @ weight + bias`` computed on every native frame (after :meth:`compact`: all of
+        them are used; no per-call index bookkeeping)."""
+        products = self.native @ weight
+        a = self.alpha[:, None].to(products.dtype)
+        return torch.addcmul(
+            torch.addcmul(bias, 1 - a, products[self.left]), a, products[self.right]
+        )
+
     def linear(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``rows @ weight + bias`` ``(N, M)`` for ``weight (D, M)``, computed on the native frames
         the rows use (differentiable in ``weight``, ``bias`` and ``native``)."""

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from echoic.evaluate.factored import InterpolatedRows
 from echoic.evaluate.metrics import MINIMISED
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, list[Any]]]
@@ -66,10 +67,20 @@ class LinearFit:
         return probs.cpu().numpy()
 
 
+Rows = torch.Tensor | InterpolatedRows
+"""Training rows: a matrix, or event rows kept as blends of native frames (compacted: every native
+frame used), whose logits are blends of the natives' — the same objective for ~a quarter of the
+matrix products (:mod:`echoic.evaluate.factored`)."""
+
+
+def _logits(x: Rows, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return x.linear_full(w, b) if isinstance(x, InterpolatedRows) else x @ w + b
+
+
 def _objective(
-    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, l2: float, multilabel: bool
+    x: Rows, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, l2: float, multilabel: bool
 ) -> torch.Tensor:
-    logits = x @ w + b
+    logits = _logits(x, w, b)
     if multilabel:
         # mean over rows of the summed per-label losses (sklearn's one-vs-rest, summed)
         data = F.binary_cross_entropy_with_logits(logits, y, reduction="sum") / x.shape[0]
@@ -79,7 +90,7 @@ def _objective(
 
 
 def solve_logistic(
-    x: torch.Tensor,
+    x: Rows,
     y: torch.Tensor,
     n_labels: int,
     l2: float,
@@ -90,12 +101,14 @@ def solve_logistic(
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Minimise the module's objective for one ``l2``; returns ``(weight, bias, iterations)``.
 
-    x: ``(N, D)`` float32; y: ``(N,)`` int64 class indices or ``(N, C)`` float32 multi-hot.
+    x: ``(N, D)`` float32 (or compacted :class:`InterpolatedRows`); y: ``(N,)`` int64 class
+    indices or ``(N, C)`` float32 multi-hot.
     """
     d = x.shape[1]
+    dtype = x.native.dtype if isinstance(x, InterpolatedRows) else x.dtype
     if init is None:
-        w = torch.zeros(d, n_labels, dtype=x.dtype, device=x.device)
-        b = torch.zeros(n_labels, dtype=x.dtype, device=x.device)
+        w = torch.zeros(d, n_labels, dtype=dtype, device=x.device)
+        b = torch.zeros(n_labels, dtype=dtype, device=x.device)
     else:
         w, b = init[0].clone(), init[1].clone()
     w.requires_grad_(True)
@@ -123,7 +136,7 @@ def solve_logistic(
 
 
 def fit_linear(
-    x_train: np.ndarray,
+    x_train: np.ndarray | InterpolatedRows,
     y_train: np.ndarray,
     x_valid: np.ndarray,
     score_valid: Scorer,
@@ -144,7 +157,11 @@ def fit_linear(
     """
     start = time.perf_counter()
     dev = torch.device(device)
-    x = torch.as_tensor(np.ascontiguousarray(x_train, np.float32)).to(dev)
+    x: Rows
+    if isinstance(x_train, InterpolatedRows):
+        x = x_train.to(dev).compact()
+    else:
+        x = torch.as_tensor(np.ascontiguousarray(x_train, np.float32)).to(dev)
     if multilabel:
         y = torch.as_tensor(np.asarray(y_train, np.float32)).to(dev)
     else:

@@ -275,8 +275,18 @@ class _UnitWork:
                 gather(self.task, self.emb, s) for s in (plan.train, plan.valid, plan.test)
             )
             if self.config.protocol == "linear":
-                train.x, valid.x, test.x = _standardise(train.x, valid.x, test.x)
-                train.factored = None  # the exact solve uses the (standardised) rows
+                mean, std = _moments(train.x)
+                if train.factored is not None and self.config.factor_events:
+                    # event rows stay blends of native frames, standardised with the rows' moments
+                    train.factored = train.factored.affine(
+                        torch.from_numpy(mean.astype(np.float32)),
+                        torch.from_numpy(std.astype(np.float32)),
+                    )
+                else:
+                    train.factored = None
+                train.x, valid.x, test.x = (
+                    _scale(x, mean, std) for x in (train.x, valid.x, test.x)
+                )
             elif self.config.protocol == "xares":  # its LayerNorm's normalisation, per row
                 train.x, valid.x, test.x = (_row_normalise(x) for x in (train.x, valid.x, test.x))
                 train.factored = None
@@ -362,7 +372,7 @@ class _UnitWork:
         train, valid, test, valid_scorer, test_scorer = self._data(unit.fold)
         multilabel = task.prediction_type == "multilabel"
         result = fit_linear(
-            train.x,
+            train.x if train.factored is None else train.factored,
             train.targets if multilabel else train.labels,
             valid.x,
             valid_scorer.validation,
@@ -505,12 +515,16 @@ def _row_normalise(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
     return ((x64 - mean) / np.sqrt(var + eps)).astype(np.float32)
 
 
-def _standardise(*xs: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Scale every array with the first one's mean and std (StandardScaler; std 0 → 1)."""
-    mean = xs[0].mean(0, dtype=np.float64)
-    std = xs[0].std(0, dtype=np.float64)
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """StandardScaler's mean and std of the rows (float64; std 0 → 1)."""
+    mean = x.mean(0, dtype=np.float64)
+    std = x.std(0, dtype=np.float64)
     std[std == 0] = 1.0
-    return tuple(((x - mean) / std).astype(np.float32) for x in xs)
+    return mean, std
+
+
+def _scale(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return ((x - mean) / std).astype(np.float32)
 
 
 def knn_probabilities(
