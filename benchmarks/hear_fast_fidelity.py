@@ -68,13 +68,13 @@ def from_readme(path: Path) -> dict[tuple[str, str], float]:
 
 
 def agreement(a: list[float | None], b: list[float]) -> tuple[float, float] | None:
-    """Spearman and mean |Δ| (points) of two score lists over the same models (None: missing)."""
-    if any(x is None for x in a) or len(a) < 3:
+    """Spearman and mean |Δ| (points) of two score lists over the models both have (None:
+    missing in ``a``); None when fewer than 3 models are left."""
+    pairs = [(float(u), v) for u, v in zip(a, b, strict=True) if u is not None]
+    if len(pairs) < 3:
         return None
-    x = [float(v) for v in a if v is not None]
-    return float(spearmanr(x, b).statistic), statistics.mean(
-        100 * abs(u - v) for u, v in zip(x, b, strict=True)
-    )
+    x, y = zip(*pairs, strict=True)
+    return float(spearmanr(x, y).statistic), statistics.mean(100 * abs(u - v) for u, v in pairs)
 
 
 def main() -> None:
@@ -112,7 +112,7 @@ def main() -> None:
     print(f"models: {', '.join(models)}")
     print(
         "| task | models | Spearman | mean abs diff (points) | max abs diff (points) "
-        f"| {args.reference_protocol} re-seeded: Spearman | re-seeded: mean abs diff |"
+        f"| {args.reference_protocol} re-seeded: Spearman (models) | re-seeded: mean abs diff |"
     )
     print("|---|---|---|---|---|---|---|")
     all_deltas, rhos, floors = [], [], []
@@ -128,7 +128,8 @@ def main() -> None:
         all_deltas += deltas
         rhos.append(rho)
         fl = agreement([again.get((m, task)) for m in both], b)
-        fl_text = "— | —" if fl is None else f"{fl[0]:.2f} | {fl[1]:.2f}"
+        n_fl = sum((m, task) in again for m in both)
+        fl_text = "— | —" if fl is None else f"{fl[0]:.2f} ({n_fl}) | {fl[1]:.2f}"
         if fl is not None:
             floors.append(fl)
         print(
