@@ -65,14 +65,15 @@ def test_ray_options_check_devices_before_ray_is_needed() -> None:
         RayConfig(num_workers=0)
 
 
-def test_eval_jobs_auto_is_one_process_per_usable_core_for_the_grid_protocols(monkeypatch) -> None:
+def test_eval_jobs_auto_is_one_process_per_usable_core_for_the_unit_protocols(monkeypatch) -> None:
     import os
 
     from echoic.cli.eval import resolve_jobs
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2}, raising=False)
     assert resolve_jobs("auto", "hear") == 3 and resolve_jobs("auto", "hear-fast") == 3
-    assert resolve_jobs("auto", "linear") == 1 and resolve_jobs("auto", "xares") == 1
+    assert resolve_jobs("auto", "linear") == 3  # one unit per fold
+    assert resolve_jobs("auto", "xares") == 1 and resolve_jobs("auto", "knn") == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)), raising=False)
     assert resolve_jobs("auto", "hear") == 8  # capped
     assert resolve_jobs("2", "linear") == 2

@@ -170,3 +170,21 @@ def test_one_unit_per_grid_point_trains_what_one_stack_of_the_grid_trains(
     np.testing.assert_allclose(valid, [g["valid_mean"] for g in whole.grid], atol=1e-3)
     assert split.hparams == whole.hparams
     assert [g["hparams"] for g in split.grid] == [g["hparams"] for g in whole.grid]
+
+
+@pytest.mark.parametrize("task_fixture", ["scene_task", "event_task"])
+def test_linear_folds_in_other_processes_give_the_same_probe(
+    task_fixture: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``--jobs auto`` runs the linear probe's folds in worker processes (make demo does): the
+    solve is deterministic, so every fold's run is the one a single process gives."""
+    task = request.getfixturevalue(task_fixture)
+    quiet = {"log": lambda _: None}
+    linear = ProbeConfig(protocol="linear")
+    runs = []
+    for jobs in (1, 2):
+        config = EvalConfig(out=tmp_path / str(jobs), probe=linear, progress=False, report=False,
+                            jobs=jobs)  # fmt: skip
+        [record] = evaluate([BandEnergyModel()], [task], config, **quiet)
+        runs.append([(r["fold"], r["l2"], sorted(r["test"].items())) for r in record["runs"]])
+    assert runs[0] == runs[1] and len(runs[0]) >= 3

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from echoic.cards import list_cards
     from echoic.checkpoint import DEFAULT_MODEL
     from echoic.evaluate import EvalConfig, ProbeConfig, evaluate
+    from echoic.evaluate.units import auto_jobs
     from echoic.tasks.paths import resolve_data_dir
     from echoic.tasks.writer import BuildResult, build_tasks, task_names
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         out=out / "results",
         probe=ProbeConfig(protocol=args.protocol, seeds=args.seeds),
         progress=not args.quiet,
+        jobs=auto_jobs(args.protocol),  # one probe process per core (folds / grid points)
     )
     evaluate(models, [r.directory for r in results], config)
     total = time.perf_counter() - start

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -127,8 +126,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--jobs",
         default="auto",
         help="train MLP probe units (grid points, folds) in N processes of --threads threads "
-        "(default 1 each); CPU only. auto (default): one per usable core for the MLP protocols "
-        "on a CPU, else 1. Finished units are kept, so a stopped run resumes",
+        "(default 1 each); CPU only. auto (default): one per usable core for hear, hear-fast "
+        "and linear on a CPU, else 1. Finished units are kept, so a stopped run resumes",
     )
     p.add_argument(
         "--precision",
@@ -260,10 +259,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resolve_jobs(value: str | int, protocol: str) -> int:
-    """``--jobs``: a number, or ``auto`` = one process per usable core (at most 8) for the MLP
-    grid protocols (``hear``, ``hear-fast``: many independent units; on a GPU the runner uses one
-    anyway), else 1. Each process trains with one thread unless ``--threads`` says otherwise
-    (measured: two 1-thread processes finish the grid 1.93x sooner than one 2-thread one)."""
+    """``--jobs``: a number, or ``auto`` (:func:`echoic.evaluate.units.auto_jobs`: one process per
+    usable core for hear, hear-fast and linear on a CPU, else 1)."""
     if str(value) != "auto":
         try:
             return int(value)
@@ -271,10 +268,6 @@ def resolve_jobs(value: str | int, protocol: str) -> int:
             raise SystemExit(
                 f"echoic eval: error: --jobs must be a number or auto; found {value!r}"
             ) from None
-    if protocol not in ("hear", "hear-fast"):
-        return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+    from echoic.evaluate.units import auto_jobs
+
+    return auto_jobs(protocol)
