@@ -287,7 +287,7 @@ def _report_precisions(
     reduced: dict[str, tuple[Callable[[], object], Callable[[], torch.Tensor]]],
     results: dict[str, float],
 ) -> None:
-    from echoic.embed.precision import cpu_flags, cpu_model
+    from echoic.embed.precision import AUTO_MIN_SPEEDUP, cpu_flags, cpu_model, has_native_bf16
 
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"})
     print(f"CPU: {cpu_model()}; flags: {' '.join(flags)}; {torch.get_num_threads()} threads")
@@ -305,6 +305,16 @@ def _report_precisions(
                 f"speed {name} / echoic fp32: {ratio:.2f}× (median of per-round ratios "
                 f"{statistics.median(per_round):.2f}×); last layer relative error {err:.2e}"
             )
+    bf16 = results.get("echoic_bf16_vs_fp32")
+    if not has_native_bf16():
+        print("precision='auto' picks fp32 here: no native bf16 (avx512_bf16 / amx_bf16)")
+    elif bf16 is not None:
+        pick = "bf16" if bf16 >= AUTO_MIN_SPEEDUP else "fp32"
+        print(
+            f"precision='auto' rule (native bf16, pick bf16 at >= {AUTO_MIN_SPEEDUP}x): with "
+            f"bf16 / fp32 = {bf16:.2f}x measured here it picks {pick} for this encoder (auto "
+            "measures the model itself once and caches the decision)"
+        )
 
 
 if __name__ == "__main__":
