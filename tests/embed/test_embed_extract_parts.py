@@ -43,3 +43,27 @@ def test_a_merge_after_a_crash_keeps_each_path_once(tmp_path: Path, tiny_model_f
     extract(files, again, embedder, timestamps=True, progress=False)
     by_path = {r["path"]: r for r in pq.read_table(again).to_pylist()}
     assert pq.read_table(out).to_pylist() == [by_path[p] for p in paths]
+
+
+def test_extracted_timestamps_are_the_embedders_own(tmp_path: Path, tiny_model_factory) -> None:
+    """extract keeps timestamp rows as the frames they interpolate and writes them page by page;
+    the file holds exactly the rows Embedder.embed returns (fp32 and bf16 alike)."""
+    import numpy as np
+
+    from echoic.data.audio import load_audio
+
+    files = make_good_files(tmp_path / "audio", 3, seconds=2.5)
+    for precision in ("fp32", "bf16"):
+        embedder = Embedder(tiny_model_factory(), precision=precision)
+        out = tmp_path / f"{precision}.parquet"
+        extract(files, out, embedder, timestamps=True, progress=False)
+        table = pq.read_table(out)
+        by_path = dict(zip(table.column("path").to_pylist(),
+                           table.column("timestamp_embeddings").to_pylist(), strict=True))  # fmt: skip
+        for f in files:
+            wave, _ = load_audio(f, embedder.sample_rate)
+            [emb] = embedder.embed([wave])
+            want = emb.timestamps.float().numpy()
+            assert want.shape[0] > emb.frames.shape[0]  # interpolated rows, not the frames
+            got = np.asarray(by_path[str(Path(f).resolve())], np.float32)
+            np.testing.assert_array_equal(got, want)

@@ -145,8 +145,8 @@ def make_row(path: str, duration_s: float, emb: ClipEmbedding, timestamps: bool)
         return Row(path, duration_s, scene)
     times = array(emb.timestamps_ms, np.float64)
     if emb.lazy_timestamps is not None:
-        lazy = emb.lazy_timestamps
-        frames = lazy.frames.detach().cpu().to(torch.float32)
+        lazy = emb.lazy_timestamps  # rows interpolated in the frames' dtype, as the dense path
+        frames = lazy.frames.detach().cpu()
         return Row(path, duration_s, scene, times, InterpolatedFrames(frames, lazy.pos, lazy.n))
     return Row(path, duration_s, scene, times, array(emb.timestamps, np.float32))
 
