@@ -32,13 +32,13 @@ import pyarrow.parquet as pq
 
 from echoic import __version__
 from echoic.embed.parquet_columns import (
-    _REQUIRED,
-    _Column,
-    _describe,
-    _hybrid,
-    _leaves,
-    _page_levels,
-    _values,
+    REQUIRED,
+    Column,
+    describe,
+    hybrid,
+    leaves,
+    page_levels,
+    plain_values,
 )
 from echoic.embed.thrift_compact import Field, encode_struct
 
@@ -59,7 +59,7 @@ _COPY_BLOCK = 8 << 20
 class _Chunk:
     """What the footer needs about one column chunk."""
 
-    column: _Column
+    column: Column
     offset: int  # of its first data page
     codec: int
     encodings: tuple[int, ...] = (_RLE, _PLAIN)
@@ -103,7 +103,7 @@ class PagedParquetWriter:
         self._codec = compression
         self._page_bytes = max(1, int(page_bytes))
         self._created_by = created_by
-        described = [_describe(field) for field in schema]
+        described = [describe(field) for field in schema]
         self._elements = [e for elements, _ in described for e in elements]
         self._columns = [column for _, column in described]
         self._row_groups: list[tuple[int, list[_Chunk]]] = []
@@ -207,7 +207,7 @@ class PagedParquetWriter:
         self._row_groups.append((group.num_rows, chunks))
 
     def _write_pages(self, array: pa.Array, chunk: _Chunk) -> None:
-        values, starts = _leaves(array, chunk.column)
+        values, starts = leaves(array, chunk.column)
         self._write_leaves(values, starts, chunk)
 
     def _write_leaves(self, values: Any, starts: np.ndarray, chunk: _Chunk) -> None:
@@ -219,13 +219,13 @@ class PagedParquetWriter:
         step = max(1, self._page_bytes // itemsize)
         bounds = [*range(0, total, step), total] if total else [0, 0]
         for first, end in itertools.pairwise(bounds):
-            rep, define = _page_levels(column, starts, first, end, last=end == total)
+            rep, define = page_levels(column, starts, first, end, last=end == total)
             body = bytearray()
             for levels, max_level in ((rep, column.max_rep), (define, column.max_def)):
                 if max_level:
-                    encoded = _hybrid(levels, max_level)
+                    encoded = hybrid(levels, max_level)
                     body += len(encoded).to_bytes(4, "little") + encoded
-            body += _values(values, column, first, end)
+            body += plain_values(values, column, first, end)
             self._write_page(bytes(body), len(rep), chunk)
 
     def _write_page(self, body: bytes, levels: int, chunk: _Chunk) -> None:
@@ -280,7 +280,7 @@ class PagedParquetWriter:
         arrow_schema = base64.b64encode(self.schema.serialize().to_pybytes())
         pairs = [(b"ARROW:schema", arrow_schema), *(self.schema.metadata or {}).items()]
         root: list[Field] = [
-            (3, "i32", _REQUIRED),
+            (3, "i32", REQUIRED),
             (4, "binary", "schema"),
             (5, "i32", len(self._columns)),
         ]

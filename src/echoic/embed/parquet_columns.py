@@ -20,7 +20,7 @@ from echoic.embed.thrift_compact import Field, varint
 
 # parquet.thrift enums
 _INT32, _INT64, _BYTE_ARRAY, _FLOAT, _DOUBLE = 1, 2, 6, 4, 5
-_REQUIRED, _OPTIONAL, _REPEATED = 0, 1, 2
+REQUIRED, _OPTIONAL, _REPEATED = 0, 1, 2
 _UTF8, _LIST = 0, 3
 _PHYSICAL: dict[pa.DataType, tuple[int, str | None]] = {
     pa.string(): (_BYTE_ARRAY, None),
@@ -32,7 +32,7 @@ _PHYSICAL: dict[pa.DataType, tuple[int, str | None]] = {
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
     """The one leaf column of a top-level Arrow field."""
 
     name: str
@@ -51,7 +51,7 @@ class _Column:
         return math.prod(self.fixed)
 
 
-def _unsupported(field: pa.Field, what: str) -> ValueError:
+def unsupported(field: pa.Field, what: str) -> ValueError:
     return ValueError(
         f"PagedParquetWriter writes string/float/int leaves inside fixed_size_list layers "
         f"and at most one outermost list; column {field.name!r} has {what}. Write it with "
@@ -59,7 +59,7 @@ def _unsupported(field: pa.Field, what: str) -> ValueError:
     )
 
 
-def _describe(field: pa.Field) -> tuple[list[list[Field]], _Column]:
+def describe(field: pa.Field) -> tuple[list[list[Field]], Column]:
     """The Parquet schema elements of a top-level field (pyarrow's compliant nested layout:
     ``<name> (LIST) / list / element``) and its leaf column."""
     elements: list[list[Field]] = []
@@ -69,14 +69,14 @@ def _describe(field: pa.Field) -> tuple[list[list[Field]], _Column]:
     while pa.types.is_list(node.type) or pa.types.is_fixed_size_list(node.type):
         if pa.types.is_list(node.type):
             if depth_rep:
-                raise _unsupported(field, "a variable-length list inside another list")
+                raise unsupported(field, "a variable-length list inside another list")
             variable = True
         else:
             fixed.append(node.type.list_size)
         depth_def += int(node.nullable)
         if not depth_rep:  # the outermost list: an empty one is defined down to here
             empty_def = depth_def
-        repetition = _OPTIONAL if node.nullable else _REQUIRED
+        repetition = _OPTIONAL if node.nullable else REQUIRED
         elements.append(
             [
                 (3, "i32", repetition),
@@ -92,18 +92,18 @@ def _describe(field: pa.Field) -> tuple[list[list[Field]], _Column]:
         path += ["list", "element"]
         node = node.type.value_field
     if node.type not in _PHYSICAL:
-        raise _unsupported(field, f"a {node.type} leaf")
+        raise unsupported(field, f"a {node.type} leaf")
     physical, dtype = _PHYSICAL[node.type]
     depth_def += int(node.nullable)
     leaf: list[Field] = [
         (1, "i32", physical),
-        (3, "i32", _OPTIONAL if node.nullable else _REQUIRED),
+        (3, "i32", _OPTIONAL if node.nullable else REQUIRED),
         (4, "binary", path[-1]),
     ]
     if physical == _BYTE_ARRAY:
         leaf += [(6, "i32", _UTF8), (10, "struct", [(1, "struct", [])])]  # LogicalType.STRING
     elements.append(leaf)
-    column = _Column(
+    column = Column(
         field.name,
         tuple(path),
         physical,
@@ -117,7 +117,7 @@ def _describe(field: pa.Field) -> tuple[list[list[Field]], _Column]:
     return elements, column
 
 
-def _check_no_nulls(array: pa.Array, column: _Column) -> None:
+def check_no_nulls(array: pa.Array, column: Column) -> None:
     if array.null_count:
         raise ValueError(
             f"column {column.name!r} holds {array.null_count} null(s); PagedParquetWriter writes "
@@ -125,21 +125,21 @@ def _check_no_nulls(array: pa.Array, column: _Column) -> None:
         )
 
 
-def _leaves(array: pa.Array, column: _Column) -> tuple[Any, np.ndarray]:
+def leaves(array: pa.Array, column: Column) -> tuple[Any, np.ndarray]:
     """Flat leaf values (numpy, or a list of bytes for strings) and each row's first leaf index
     ``(rows + 1,)``; an empty list has as many leaves as the next row starts at."""
-    _check_no_nulls(array, column)
+    check_no_nulls(array, column)
     rows = len(array)
     if column.variable:
         counts = array.value_lengths().to_numpy(zero_copy_only=False).astype(np.int64)
         array = array.flatten()
-        _check_no_nulls(array, column)
+        check_no_nulls(array, column)
         counts *= column.leaves_per_element
     else:
         counts = np.full(rows, column.leaves_per_element, np.int64)
     for _ in column.fixed:
         array = array.flatten()
-        _check_no_nulls(array, column)
+        check_no_nulls(array, column)
     starts = np.zeros(rows + 1, np.int64)
     np.cumsum(counts, out=starts[1:])
     if column.dtype is None:
@@ -147,14 +147,14 @@ def _leaves(array: pa.Array, column: _Column) -> tuple[Any, np.ndarray]:
     return array.to_numpy(zero_copy_only=True), starts
 
 
-def _bit_width(max_level: int) -> int:
+def bit_width(max_level: int) -> int:
     return max(1, int(max_level).bit_length())
 
 
-def _hybrid(levels: np.ndarray, max_level: int) -> bytes:
+def hybrid(levels: np.ndarray, max_level: int) -> bytes:
     """RLE/bit-packing hybrid encoding of ``levels``: one RLE run when they are all equal, else
     bit-packed runs of at most 63 groups of 8."""
-    width = _bit_width(max_level)
+    width = bit_width(max_level)
     n = len(levels)
     if n == 0:
         return b""
@@ -173,8 +173,8 @@ def _hybrid(levels: np.ndarray, max_level: int) -> bytes:
     return bytes(out)
 
 
-def _page_levels(
-    column: _Column, starts: np.ndarray, first: int, end: int, last: bool
+def page_levels(
+    column: Column, starts: np.ndarray, first: int, end: int, last: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Repetition and definition levels of the leaves ``[first, end)`` (and of the empty lists
     positioned there; on the ``last`` page also those at the very end)."""
@@ -198,7 +198,7 @@ def _page_levels(
     return rep, define
 
 
-def _values(values: Any, column: _Column, first: int, end: int) -> bytes:
+def plain_values(values: Any, column: Column, first: int, end: int) -> bytes:
     if column.dtype is None:
         return b"".join(struct.pack("<I", len(v)) + v for v in values[first:end])
     return np.ascontiguousarray(values[first:end], dtype=column.dtype).tobytes()
