@@ -155,3 +155,12 @@ def test_captions_are_required_and_one_view_per_clip() -> None:
         build_objective(
             "clap", build_encoder("wav_test", cls_token=False), {"text": "text_test", "pool": "cls"}
         )
+
+
+def test_pair_top1_counts_rows_whose_own_pair_scores_highest() -> None:
+    import torch
+
+    from echoic.objectives.audio_text import pair_top1
+
+    logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 1.0, 2.0], [0.0, 0.0, 5.0]])
+    assert abs(pair_top1(logits) - 2 / 3) < 1e-6

@@ -208,3 +208,10 @@ class AudioTextObjective(Objective):
         audio_head, text_head, extra = self.joint_heads()
         record = {"objective": self.name, "pool": self.config.pool, "chunk_s": self.config.chunk_s}
         return save_joint(directory, self.text_tower, audio_head, text_head, {**record, **extra})
+
+
+def pair_top1(logits: torch.Tensor) -> float:
+    """Fraction of rows of a ``(B, B)`` similarity matrix whose best column is their own pair
+    (the diagonal): audio-to-text top-1 within the batch."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return float((logits.argmax(1) == target).float().mean())

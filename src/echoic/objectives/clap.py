@@ -34,6 +34,7 @@ from echoic.errors import ConfigError
 from echoic.objectives.audio_text import (
     AudioTextConfig,
     AudioTextObjective,
+    pair_top1,
     symmetric_cross_entropy,
 )
 from echoic.objectives.base import register
@@ -142,8 +143,7 @@ class ClapObjective(AudioTextObjective):
         scale = self.scale()
         loss, logits = info_nce(audio, text, scale, same)
         with torch.no_grad():
-            target = torch.arange(len(audio), device=audio.device)
-            accuracy = float((logits.argmax(1) == target).float().mean())
+            accuracy = pair_top1(logits)
             a_std, a_rank = collapse_metrics(audio)
             t_std, t_rank = collapse_metrics(text)
         return ObjectiveOutput(

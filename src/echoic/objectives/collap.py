@@ -40,7 +40,7 @@ from torch import nn
 
 from echoic.encoders.base import Encoder
 from echoic.errors import ConfigError
-from echoic.objectives.audio_text import symmetric_cross_entropy
+from echoic.objectives.audio_text import pair_top1, symmetric_cross_entropy
 from echoic.objectives.base import register
 from echoic.objectives.byol_a import collapse_metrics
 from echoic.objectives.clap import ClapObjective, ClapObjectiveConfig, same_caption
@@ -181,7 +181,7 @@ class CollapObjective(ClapObjective):
         loss = symmetric_cross_entropy(logits, same)
         with torch.no_grad():
             target = torch.arange(len(text), device=text.device)
-            accuracy = float((logits.argmax(1) == target).float().mean())
+            accuracy = pair_top1(logits)
             paired = weights[target, target]  # (B, K): each clip's weights for its own caption
             entropy = -(paired * paired.clamp_min(1e-12).log()).sum(-1).mean()
             a_std, a_rank = collapse_metrics(glob)

@@ -40,6 +40,7 @@ from torch import nn
 from echoic.checkpoint import load_dir
 from echoic.encoders.base import Encoder
 from echoic.errors import ConfigError
+from echoic.objectives.audio_text import pair_top1
 from echoic.objectives.base import register
 from echoic.objectives.clap import ClapObjective, ClapObjectiveConfig, info_nce
 from echoic.objectives.joint import HEADS_FILE, JOINT_FILE, is_joint_model
@@ -168,8 +169,7 @@ class HtclObjective(ClapObjective):
             loss = (1.0 - w) * semantic + w * cooccur
             logs.update(cooccur_loss=float(cooccur.detach()), cooccur_anchors=float(anchors))
         with torch.no_grad():
-            target = torch.arange(len(audio), device=audio.device)
-            logs["audio_to_text_top1"] = float((logits.argmax(1) == target).float().mean())
+            logs["audio_to_text_top1"] = pair_top1(logits)
         logs.update(htcl_loss=float(loss.detach()), logit_scale=float(scale.detach()))
         return ObjectiveOutput(loss=loss, logs=logs)
 
