@@ -6,8 +6,6 @@ that use it (``echoic models`` imports no torch).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib
 import importlib.util
 import os
@@ -16,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from echoic.data.hashing import cached_file_sha256
 from echoic.errors import EchoicError
 from echoic.model_format import BUNDLED_DIR, ModelConfig
 
@@ -41,15 +40,6 @@ LoadedModel: TypeAlias = Any
 
 class ModelUnavailable(EchoicError):
     """A registered model whose optional dependencies (or fitted directory) are missing here."""
-
-
-@functools.cache
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -86,8 +76,7 @@ class Origin:
         path = self.file
         if path is None:
             return None
-        stat = os.stat(path)
-        return _file_sha256(path, stat.st_size, stat.st_mtime_ns)
+        return cached_file_sha256(path)
 
     def short(self) -> str:
         """One cell of the ``echoic models`` table: hub id, else the file, else the source."""

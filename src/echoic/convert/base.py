@@ -13,7 +13,6 @@ so a variant the converter does not know fails loudly instead of losing weights.
 from __future__ import annotations
 
 import abc
-import functools
 import hashlib
 import os
 import re
@@ -27,6 +26,7 @@ from safetensors.torch import load_file
 from echoic.checkpoint import EchoicModel, ModelConfig, save
 from echoic.convert.pickle_scan import checkpoint_file, pickled_names
 from echoic.convert.safe_pickle import load_pickle
+from echoic.data.hashing import cached_file_sha256
 from echoic.errors import CheckpointError
 
 __all__ = [
@@ -109,17 +109,7 @@ class CheckpointFileConverter(Converter):
 # ---------------------------------------------------------------- hashing
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes (computed once per file path, size and mtime in a process)."""
-    stat = os.stat(path)
-    return _sha256(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.cache
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return cached_file_sha256(path)
 
 
 def sha256_files(paths: Iterable[Path]) -> str:

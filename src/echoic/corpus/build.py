@@ -43,6 +43,7 @@ from echoic.corpus.base import SOURCES, CorpusContext, CorpusError, CorpusItem
 from echoic.corpus.pcm import pcm_sha256
 from echoic.data.audio import audio_info
 from echoic.data.captions import CAPTION_COLUMNS, CAPTIONS, HELDOUT, in_heldout
+from echoic.data.hashing import file_sha256
 
 __all__ = ["MANIFEST", "CorpusSummary", "build_corpus", "file_sha256", "read_manifest"]
 
@@ -83,15 +84,6 @@ class CorpusSummary:
             out["heldout_content_hash"] = self.heldout_content_hash
             out["captions"] = self.captions
         return out
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _flac_bytes(x: np.ndarray, sample_rate: int) -> bytes:

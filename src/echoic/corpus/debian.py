@@ -16,7 +16,6 @@ that matches the end of its path (the patterns name source-tree paths such as
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from typing import ClassVar
 
 from echoic.corpus.base import CorpusContext, CorpusError, CorpusSource
 from echoic.data.captions import Caption
+from echoic.data.hashing import file_sha256
 from echoic.hub import echoic_cache_dir
 
 __all__ = [
@@ -113,14 +113,6 @@ def package_info(name: str) -> PackageInfo:
         raise CorpusError(f"apt-cache show {name}: no {exc} field; found {sorted(fields)}") from exc
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def unpacked(name: str, max_mb: float = DEFAULT_MAX_MB, cache: Path | None = None) -> Path:
     """The unpacked file tree of Debian package ``name`` (downloaded and unpacked once)."""
     root = (cache or debian_cache()) / name
@@ -141,7 +133,7 @@ def unpacked(name: str, max_mb: float = DEFAULT_MAX_MB, cache: Path | None = Non
         if len(debs) != 1:
             raise CorpusError(f"apt-get download {name}: expected one .deb, found {debs}")
         deb = debs[0]
-        digest = _sha256(deb)
+        digest = file_sha256(deb)
         if digest != info.sha256 or deb.stat().st_size != info.size:
             raise CorpusError(
                 f"{deb.name}: sha256 {digest[:16]}… / {deb.stat().st_size} bytes, but apt-cache "
@@ -282,7 +274,7 @@ def unique_by_content(
     first: dict[str, int] = {}
     out: list[tuple[Path, tuple[Caption, ...], str]] = []
     for path, captions, group in files:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if digest in first:
             kept_path, kept, kept_group = out[first[digest]]
             if kept_group == group:

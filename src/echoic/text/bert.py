@@ -9,8 +9,6 @@ Nothing touches the network: the model is built from the wheel's config (no hub 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import importlib
 import os
 from collections.abc import Iterator, Sequence
@@ -19,24 +17,15 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from echoic.data.hashing import cached_file_sha256
 from echoic.text.base import TextEncoder, TextEncoderConfig, TokenBatch
 
 __all__ = ["BertTower", "FastTokenizer", "build_bert", "file_sha256"]
 
 
-@functools.cache
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, computed once per (path, size, mtime)."""
-    stat = os.stat(path)
-    return _sha256(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+    return cached_file_sha256(path)
 
 
 @contextlib.contextmanager
