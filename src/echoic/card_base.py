@@ -100,6 +100,8 @@ class ModelCard:
     model needs, ``install`` how to get them. ``checkpoint_encoder``: the ``encoder`` name this
     card writes into ``config.json`` of directories it loads (``build(path=dir)``, e.g. ``bow``);
     ``adapt_to_directory(card, config)`` corrects such a directory's card (its sizes).
+    ``channels``: audio channels a clip must have (1: mono, a multichannel file is mixed down;
+    C > 1: ``(C, S)`` clips, e.g. the spatial tasks' binaural or ambisonic audio).
     """
 
     name: str
@@ -117,6 +119,7 @@ class ModelCard:
     extra: dict[str, Any] = field(default_factory=dict)
     checkpoint_encoder: str | None = None
     adapt_to_directory: Callable[[ModelCard, ModelConfig], ModelCard] | None = None
+    channels: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -159,6 +162,7 @@ class ModelCard:
             "embedding_size": self.embedding_size,
             "layer_sizes": list(self.layer_sizes) if self.layer_sizes else None,
             "sample_rate": self.sample_rate,
+            "channels": self.channels,
             "licence": self.licence,
             "available": reason is None,
             "status": reason or (f"yes (needs {needs})" if needs else "yes"),
@@ -181,11 +185,13 @@ def find_spec(module: str) -> object | None:
         return None
 
 
-def lazy(reference: str) -> Callable[..., Any]:
+def lazy(reference: str, **bound: Any) -> Callable[..., Any]:
     """A card's ``build`` that imports ``"package.module:attribute"`` only when called.
 
     Card modules declare their models with it, so that listing cards (``echoic models``) imports
     no implementation (and no torch); the card's default ``architecture`` names the reference.
+    ``bound``: keyword arguments every call passes (a card for one setting of a configurable
+    model, e.g. ``channels=2``); a caller's own keywords override them.
     """
     module, _, attribute = reference.partition(":")
     if not module or not attribute:
@@ -198,7 +204,7 @@ def lazy(reference: str) -> Callable[..., Any]:
         target: Any = importlib.import_module(module)
         for part in attribute.split("."):
             target = getattr(target, part)
-        return target(*args, **kwargs)
+        return target(*args, **{**bound, **kwargs})
 
     build.__module__ = module
     build.__qualname__ = attribute

@@ -60,6 +60,27 @@ def test_logmel_stats_are_mean_and_std_of_each_band(zoo_model, clip_factory):
     torch.testing.assert_close(shift, torch.full_like(shift, 2 * np.log(4)), atol=1e-2, rtol=0)
 
 
+def test_logmel_stats_per_channel_are_each_channels_statistics(zoo_model, clip_factory):
+    mono = zoo_model("logmel_stats")
+    model = zoo_model("logmel_stats_2ch")
+    assert model.channels == 2 and model.embedding_size == 256
+    left = clip_factory(1.5, 16000, 4)
+    right = 0.5 * clip_factory(1.5, 16000, 4)  # the same sound, 6 dB quieter on the right
+    emb = model.embed([np.stack([left, right])])[0]
+    by_channel = [mono.embed([x])[0].scene for x in (left, right)]
+    expected = torch.cat(
+        [by_channel[0][:64], by_channel[1][:64], by_channel[0][64:], by_channel[1][64:]]
+    )
+    torch.testing.assert_close(emb.scene, expected, atol=1e-4, rtol=1e-5)
+    strong = emb.scene[:64] > 0  # bands far above the log offset: power x1/4 = - ln 4
+    assert int(strong.sum()) >= 5
+    shift = (emb.scene[64:128] - emb.scene[:64])[strong]
+    torch.testing.assert_close(shift, torch.full_like(shift, -2 * np.log(2)), atol=1e-2, rtol=0)
+    assert model.identity.startswith("logmel_stats_2ch-") and model.identity != mono.identity
+    with pytest.raises(ValueError, match="2-channel audio"):
+        model.embed([left])  # a mono clip: the model says how to feed it
+
+
 def test_mfcc_stats_against_scipy(zoo_model, clip_factory):
     model = zoo_model("mfcc_stats")
     clip = clip_factory(1.5, 16000, 4)

@@ -3,6 +3,7 @@ tests/embed/test_embed_hear_contract.py runs on echoic's own encoder)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,12 +24,23 @@ def test_every_model_file_registered():
         assert entry.embedding_size and entry.sample_rate
 
 
+def for_model(model: EmbeddingModel, clip: np.ndarray) -> np.ndarray:
+    """``clip`` as the model takes it: mono, or ``(C, S)`` at C levels for a multichannel model."""
+    channels = int(getattr(model, "channels", 1))
+    if channels == 1:
+        return clip
+    return np.stack([clip * (k + 1) / channels for k in range(channels)])
+
+
 @pytest.fixture(scope="module", params=NAMES)
 def case(request, zoo_model, clip_factory):
     """(entry, model, clips, embeddings): two 0.05 s and two 1 s clips embedded in one batch."""
     model = zoo_model(request.param)
     sr = model.sample_rate
-    clips = [clip_factory(s, sr, seed) for s, seed in ((0.05, 0), (1.0, 1), (0.05, 2), (1.0, 3))]
+    clips = [
+        for_model(model, clip_factory(s, sr, seed))
+        for s, seed in ((0.05, 0), (1.0, 1), (0.05, 2), (1.0, 3))
+    ]
     return ZOO.get(request.param), model, clips, model.embed(clips)
 
 
@@ -49,7 +61,7 @@ def test_timestamp_and_scene_contract(case):
     assert len(embeddings) == len(clips)
     for clip, emb in zip(clips, embeddings, strict=True):
         assert isinstance(emb, ClipEmbedding)
-        duration_ms = 1000.0 * len(clip) / model.sample_rate
+        duration_ms = 1000.0 * clip.shape[-1] / model.sample_rate
         assert emb.scene.shape == (model.embedding_size,) and emb.scene.dtype == torch.float32
         assert emb.timestamps.dtype == torch.float32 and emb.timestamps.ndim == 2
         assert emb.timestamps.shape[1] == model.embedding_size
@@ -79,7 +91,7 @@ def test_batch_equals_single(case):
 def test_other_sample_rate_is_resampled(case, clip_factory):
     _, model, _, _ = case
     rate = 22050 if model.sample_rate != 22050 else 16000
-    emb = model.embed([clip_factory(0.5, rate, 5)], sample_rate=rate)[0]
+    emb = model.embed([for_model(model, clip_factory(0.5, rate, 5))], sample_rate=rate)[0]
     assert emb.scene.shape == (model.embedding_size,)
     assert float(emb.timestamps_ms[-1]) <= 500.0 + 1e-3
 

@@ -4,7 +4,7 @@ Run as ``python -m echoic.cli.demo [--out DIR]``. Steps:
 
 1. Build the demo tasks from ``shared/data`` (and the Debian soundfonts) into ``DIR/tasks``;
    tasks already built are skipped (the build resumes an interrupted one).
-2. Evaluate the default echoic model and every registered baseline (a baseline that needs an
+2. Evaluate the default echoic model and every registered mono baseline (a baseline that needs an
    optional extra or a fitted file is skipped with one line saying why) with ``echoic eval``;
    embeddings are cached in ``DIR/results/cache``, so a second run only re-trains probes.
 3. Print the table (mean ± std over folds × seeds) and the path of ``DIR/results/report.html``.
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.models:
         models = [m for m in args.models.split(",") if m]
     else:
-        baselines = [card.name for card in list_cards() if card.kind == "baseline"]
+        # the demo's tasks are mono: multichannel baselines (the spatial tasks' ones) are left out
+        baselines = [c.name for c in list_cards() if c.kind == "baseline" and c.channels == 1]
         models = [DEFAULT_MODEL, *baselines]
     print(f"echoic demo: evaluating {', '.join(models)} ({args.protocol}, {args.seeds} seeds)")
     config = EvalConfig(

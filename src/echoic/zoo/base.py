@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from echoic.data.audio import prepare_mono
+from echoic.data.audio import prepare_audio
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
 from echoic.embed.device import exact_fp32, resolve_device
 from echoic.embed.timestamps import regular_timestamps
@@ -74,6 +74,7 @@ class ZooModel(EmbeddingMethods):
     min_samples: int = 1
     frame_hop_ms: float = 0.0
     max_timestamp_hop_ms: float = 50.0
+    channels: int = 1  # audio channels a clip has: 1 = mono (S,); C > 1 = (C, S) channel-first
     device: torch.device = torch.device("cpu")  # where networks() run (to_device)
     cpu_only: str = "it has no network to move"  # why to_device keeps it on the CPU
 
@@ -81,7 +82,8 @@ class ZooModel(EmbeddingMethods):
 
     # ------------------------------------------------------------------ to implement
     def native(self, clips: list[np.ndarray]) -> list[NativeFrames]:
-        """Native frames of each clip (float32 ``(S,)`` at ``sample_rate``, ``S ≥ min_samples``)."""
+        """Native frames of each clip (float32 ``(S,)``, or ``(C, S)`` when ``channels`` > 1, at
+        ``sample_rate``, ``S ≥ min_samples``)."""
         raise NotImplementedError
 
     def identity_payload(self) -> dict[str, Any]:
@@ -123,14 +125,17 @@ class ZooModel(EmbeddingMethods):
     def prepare(
         self, wave: torch.Tensor | np.ndarray, sample_rate: int | None
     ) -> tuple[np.ndarray, int]:
-        """Mono float32 at the model's rate, zero-padded to ``min_samples``; and the length before."""
-        return prepare_mono(wave, sample_rate, self.sample_rate, self.min_samples)
+        """Float32 at the model's rate — ``(S,)`` mono (a ``(C, S)`` clip is mixed down) or, for a
+        model of ``channels`` C > 1, ``(C, S)`` — zero-padded to ``min_samples``; and the length
+        before padding (:func:`echoic.data.audio.prepare_audio`)."""
+        return prepare_audio(wave, sample_rate, self.sample_rate, self.min_samples, self.channels)
 
     @torch.inference_mode()
     def embed(
         self, waveforms: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None = None
     ) -> list[ClipEmbedding]:
-        """Embed clips of any lengths (1-D mono arrays at ``sample_rate``, default the model's)."""
+        """Embed clips of any lengths at ``sample_rate`` (default the model's): 1-D mono arrays, or
+        ``(C, S)`` for a model of ``channels`` C > 1."""
         if len(waveforms) == 0:
             return []
         prepared = [self.prepare(w, sample_rate) for w in waveforms]

@@ -71,10 +71,12 @@ class StatsModel(ZooModel):
         self.frame_hop_ms = self._frame_step * hop_ms
 
     def features(self, clip: np.ndarray) -> torch.Tensor:
-        """``(T, F)`` frontend features of one clip (``T ≥ 1`` as clips hold ≥ one frame)."""
+        """``(T, F)`` frontend features of one clip (``T ≥ 1`` as clips hold ≥ one frame); a
+        multichannel frontend's ``(C, F, T)`` features come out channel by channel, ``(T, C·F)``."""
         wave = torch.from_numpy(clip)[None]
-        out = self.frontend(AudioBatch(wave, torch.tensor([wave.shape[1]]), self.sample_rate))
-        return out.values[0, :, : int(out.lengths[0])].T
+        out = self.frontend(AudioBatch(wave, torch.tensor([wave.shape[-1]]), self.sample_rate))
+        values = out.values[0, ..., : int(out.lengths[0])]
+        return values.reshape(-1, values.shape[-1]).T
 
     def descriptors(self, clip: np.ndarray) -> torch.Tensor:
         """``(T, C)`` per-frame descriptors whose window means are summarised."""
