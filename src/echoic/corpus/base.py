@@ -34,7 +34,8 @@ class CorpusItem:
 
     key: unique within its source; a rendered item is written to ``audio/<source>/<key>.flac``.
     path: an existing audio file used in place (no copy), or None for a rendered item.
-    render: returns ``(mono float audio, sample rate)`` for a rendered item.
+    render: returns ``(float audio, sample rate)`` for a rendered item: audio ``(S,)`` mono or
+        ``(C, S)`` channel-first (written as a C-channel FLAC).
     origin: where it comes from (a path relative to the shared data folder, a task file, a
         description of what was rendered); recorded in the manifest.
     captions: the clip's captions (``captions.csv``); empty for audio-only sources.

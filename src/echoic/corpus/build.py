@@ -6,7 +6,8 @@ Output folder::
                      reads as ``--data.train '[DIR/manifest.csv]'``; ``file`` is relative to DIR
                      for rendered audio, absolute for files used in place)
     summary.json     per source: files, hours, licence; totals; the corpus content hash
-    audio/<source>/<key>.flac   rendered audio (16-bit FLAC)
+    audio/<source>/<key>.flac   rendered audio (16-bit FLAC; mono, or multichannel for a
+                     source that renders ``(C, S)`` audio such as ``binaural_scenes``)
 
 Captioned sources add (audio-only builds write none of these, so their outputs are unchanged)::
 
@@ -55,6 +56,7 @@ COLUMNS = ("file", "source", "duration_s", "sample_rate", "sha256", "origin")
 LICENCE_COLUMNS = ("file", "source", "licence")
 CATEGORIES = "categories.csv"
 CATEGORY_COLUMNS = ("file", "source", "category")
+MAX_CHANNELS = 8  # FLAC's limit
 
 
 @dataclass
@@ -87,14 +89,24 @@ class CorpusSummary:
 
 
 def _flac_bytes(x: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit FLAC of ``(S,)`` mono or ``(C, S)`` channel-first float audio (C <= 8, FLAC's
+    limit), scaled down by its peak if that exceeds 1."""
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
-        raise CorpusError(f"rendered audio must be non-empty, mono and finite; found {x.shape}")
+    mono = x.ndim == 1
+    shaped = mono or (x.ndim == 2 and 1 <= x.shape[0] <= MAX_CHANNELS)
+    finite = bool(np.all(np.isfinite(x)))
+    if not shaped or x.size == 0 or not finite:
+        raise CorpusError(
+            f"rendered audio: expected a non-empty, finite (S,) mono or (C, S) channel-first "
+            f"array with C <= {MAX_CHANNELS}; found shape {x.shape}"
+            + ("" if finite else " with non-finite samples")
+        )
     peak = float(np.max(np.abs(x)))
     if peak > 1.0:
         x = x / peak
+    pcm = np.round(x * 32767).astype("<i2")
     buf = io.BytesIO()
-    sf.write(buf, np.round(x * 32767).astype("<i2"), sample_rate, format="FLAC", subtype="PCM_16")
+    sf.write(buf, pcm if mono else pcm.T, sample_rate, format="FLAC", subtype="PCM_16")
     return buf.getvalue()
 
 
