@@ -10,7 +10,10 @@ How a clip is embedded:
 3. Frames are stitched: each time patch is taken from the chunk where it sits farthest from an edge
    (the midpoint of each overlap is the boundary). Padding never enters a pooled value.
 4. Scene embedding = mean of the stitched frames (``scene_pool="mean+max"``: their mean plus their
-   maximum, BYOL-A's pooling). Timestamp embeddings = the stitched frames,
+   maximum, BYOL-A's pooling; ``scene_pool="segments"``: the unweighted mean of the frames' Sylber
+   similarity segments' means, at :class:`~echoic.embed.segment.SimilarityConfig`'s defaults, the
+   segments ``echoic segment`` writes; a clip with no segment gets the frame mean, see
+   :func:`~echoic.embed.segment.segments_scene`). Timestamp embeddings = the stitched frames,
    linearly interpolated onto a regular grid whose hop is the patch hop divided by the smallest
    integer that brings it to ≤ ``max_timestamp_hop_ms``; timestamps are frame centres in ms, and
    those beyond the clip's duration are dropped.
@@ -34,7 +37,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -47,12 +50,15 @@ from echoic.data.batch import pad_batch
 from echoic.embed.base import ClipEmbedding, EmbeddingMethods, with_numerics_version
 from echoic.embed.device import exact_fp32, module_device, resolve_device
 from echoic.embed.precision import cast_model, choose_precision, input_dtype
+from echoic.embed.segment import SimilarityConfig, segments_scene
 from echoic.embed.stitch import FrameStitcher
 from echoic.embed.timestamps import interpolated_timestamps, timestamp_hop_ms
 from echoic.errors import ConfigError
 from echoic.types import AudioBatch
 
 LayerChoice = int | str | tuple[float, ...]
+
+SCENE_POOLS = ("mean", "mean+max", "segments")
 
 _LATER_MODEL_FIELDS = (
     ("frontend_config", "channels", 1),
@@ -87,7 +93,9 @@ class EmbedConfig:
     max_timestamp_hop_ms: float = 50.0
     batch_size: int = 8
     freq_pool: str = "mean"  # "mean" | "concat"
-    scene_pool: str = "mean"  # "mean" | "mean+max" (BYOL-A: temporal mean + max of the frames)
+    # "mean" | "mean+max" (BYOL-A: temporal mean + max of the frames) | "segments" (mean of the
+    # means of the frames' similarity segments, each syllable-like unit once: echoic.embed.segment)
+    scene_pool: str = "mean"
     shifts: int = 1  # timestamp passes per time patch (see module docstring, step 5)
     precision: str = "fp32"  # "fp32" | "bf16" | "int8" | "auto" (echoic.embed.precision)
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" | "auto" (echoic.embed.device); not in identity
@@ -135,9 +143,9 @@ class Embedder(EmbeddingMethods):
         self._step_tokens = self._chunk_tokens - overlap
         if config.freq_pool not in ("mean", "concat"):
             raise ConfigError(f"freq_pool must be 'mean' or 'concat'; found {config.freq_pool!r}")
-        if config.scene_pool not in ("mean", "mean+max"):
+        if config.scene_pool not in SCENE_POOLS:
             raise ConfigError(
-                f"scene_pool must be 'mean' or 'mean+max'; found {config.scene_pool!r}"
+                f"scene_pool must be 'mean', 'mean+max' or 'segments'; found {config.scene_pool!r}"
             )
         if not (isinstance(config.shifts, int) and config.shifts >= 1):
             raise ConfigError(f"shifts must be an integer ≥ 1; found {config.shifts!r}")
@@ -201,6 +209,8 @@ class Embedder(EmbeddingMethods):
                 del embed[key]
         del embed["precision"]  # the resolved one ("auto" is not a precision), fp32 left out
         del embed["device"]  # where it runs never changes what it computes
+        if self.config.scene_pool == "segments":  # the segmentation's settings shape the scene
+            embed["similarity"] = asdict(SimilarityConfig())
         if self.precision != "fp32":
             embed["precision"] = self.precision
         meta = with_numerics_version({"model": model, "embed": embed})
@@ -386,6 +396,8 @@ class Embedder(EmbeddingMethods):
         scene = frames.mean(0)
         if self.config.scene_pool == "mean+max":
             scene = scene + frames.amax(0)
+        elif self.config.scene_pool == "segments":  # the native frames, as `echoic segment`
+            scene = torch.from_numpy(segments_scene(frames.numpy(), SimilarityConfig()))
         return ClipEmbedding(
             scene=scene,
             frames=frames,

@@ -23,7 +23,9 @@ frame features, in numpy:
 Deviations from the released code, on purpose: the running mean is the exact mean of the
 segment's frames (its counter restarts with each segment), and a refined boundary never empties
 a segment. :func:`segment_times` turns frame segments into seconds through the model's
-token→time map (frame centres), and :func:`segment_means` gives each segment's embedding.
+token→time map (frame centres), and :func:`segment_means` gives each segment's embedding;
+:func:`segments_scene` averages those into one clip embedding (the Embedder's
+``scene_pool="segments"``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "SimilarityConfig",
     "segment_means",
     "segment_times",
+    "segments_scene",
     "similarity_segments",
 ]
 
@@ -190,6 +193,29 @@ def segment_means(frames: np.ndarray, segments: np.ndarray) -> np.ndarray:
     for row, (start, end) in enumerate(segments):
         out[row] = frames[start:end].mean(0, dtype=np.float64)
     return out
+
+
+def segments_scene(frames: np.ndarray, config: SimilarityConfig | None = None) -> np.ndarray:
+    """``(D,)`` float32 clip embedding of ``frames`` ``(T, D)``: the unweighted mean, over the
+    :func:`similarity_segments` of the frames, of each segment's :func:`segment_means` row, so
+    each syllable-like unit counts once whatever its length (the mean of the segment embeddings
+    ``echoic segment`` writes with the same settings). Where the pass finds no segment (every
+    frame below the silence threshold, or no frame) or the frames are not finite (segmenting
+    them is refused), it falls back to the plain frame mean (NaN where the frames hold NaN, as
+    the mean would)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 2:
+        raise ConfigError(f"expected frames (T, D); found shape {frames.shape}.")
+    segments = (
+        similarity_segments(frames, config)
+        if frames.shape[0] and np.isfinite(frames).all()
+        else np.zeros((0, 2), dtype=np.int64)
+    )
+    if len(segments) == 0:
+        if frames.shape[0] == 0:
+            return np.full(frames.shape[1], np.nan, dtype=np.float32)
+        return frames.mean(0, dtype=np.float64).astype(np.float32)
+    return segment_means(frames, segments).mean(0, dtype=np.float64).astype(np.float32)
 
 
 def segment_times(
