@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from echoic.encoders import ENCODERS, ViTConfig, ViTEncoder, build_encoder, encoder_config
+from echoic.encoders.wav import WavConfig
 from echoic.errors import ConfigError
 from echoic.registry import RegistryError
 
@@ -46,6 +47,28 @@ def test_parameter_counts_match_known_vit_sizes(name):
     expected = known - learned_positions - rgb_patch + mono_patch
     assert sum(p.numel() for p in enc.parameters()) == expected
     assert abs(expected - known) / known < 0.03
+
+
+def test_waveform_sizes_follow_vit_and_wav2vec2_base():
+    """``wav_small`` is vit_small's transformer, ``wav_base`` wav2vec 2.0 / data2vec 2.0 base's, both
+    on wav2vec 2.0's 512-channel seven-layer conv front end (20-ms frames, 25-ms field)."""
+    for name, (dim, depth, heads, size) in {
+        "wav_small": (384, 12, 6, 26_879_104),
+        "wav_base": (768, 12, 12, 94_377_088),
+    }.items():
+        config = encoder_config(name, cls_token=False)
+        assert isinstance(config, WavConfig)
+        assert (config.dim, config.depth, config.heads) == (dim, depth, heads)
+        assert config.mlp_ratio == 4.0  # FFN 1536 / 3072
+        assert [layer[0] for layer in config.conv_layers] == [512] * 7
+        assert (config.stride, config.receptive) == (320, 400)
+        assert (config.pos_conv_kernel, config.pos_conv_groups) == (128, 16)
+        with torch.device("meta"):
+            enc = build_encoder(name, cls_token=False)
+        assert sum(p.numel() for p in enc.parameters()) == size
+    vit, small = encoder_config("vit_small"), encoder_config("wav_small")
+    assert isinstance(vit, ViTConfig) and isinstance(small, WavConfig)
+    assert (small.dim, small.depth, small.heads) == (vit.dim, vit.depth, vit.heads)
 
 
 def test_vit_test_is_tiny_and_fast():

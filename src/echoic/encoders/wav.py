@@ -412,3 +412,9 @@ def _size(dim: int, depth: int, heads: int, conv_dim: int, pos_kernel: int, pos_
 
 ENCODERS.register("wav_test", lambda: _size(32, 2, 2, 32, 16, 4))
 ENCODERS.register("wav_tiny", lambda: _size(192, 12, 3, 256, 128, 16))
+# echoic's own size, as vit_small: vit_small's transformer (384 wide, 12 blocks, 6 heads, FFN 1536)
+# on wav2vec 2.0's 512-channel conv front end
+ENCODERS.register("wav_small", lambda: _size(384, 12, 6, 512, 128, 16))
+# wav2vec 2.0 / data2vec 2.0 base: 512-channel conv front end, 768 wide, 12 blocks, 12 heads,
+# FFN 3072, positional convolution of kernel 128 in 16 groups
+ENCODERS.register("wav_base", lambda: _size(768, 12, 12, 512, 128, 16))
