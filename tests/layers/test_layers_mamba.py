@@ -74,6 +74,11 @@ def test_bidirectional_blocks_match_mambapy_vim(length: int) -> None:
     expected = reference(x)
     assert (y - expected).abs().max() <= 1e-5
     assert expected.abs().max() > 0.5  # a non-trivial output
+    with torch.no_grad():  # inference scans both directions as one batch (MambaMixer._paired)
+        y_inference = x
+        for block in ours:
+            y_inference = block(y_inference)
+        assert (y_inference - expected).abs().max() <= 1e-5
     # and the gradients of every parameter (our backward is hand-written)
     weights = torch.randn_like(expected)
     (y * weights).sum().backward()
@@ -107,6 +112,14 @@ def test_end_padding_never_reaches_valid_tokens_in_either_direction() -> None:
     pad = torch.zeros(1, 16, dtype=torch.bool)
     pad[:, 10:] = True
     torch.testing.assert_close(mixer(padded, pad)[:, :10], alone, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the paired inference path, on a batch of two different lengths
+        both = mixer(
+            torch.cat([padded, torch.cat([x, x[:, :6]], dim=1)]), torch.cat([pad, ~pad & False])
+        )
+        torch.testing.assert_close(both[:1, :10], alone, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            both[1:], mixer(torch.cat([x, x[:, :6]], dim=1)), rtol=1e-5, atol=1e-5
+        )
     # without the mask the backward scan does read the padding (the test can fail)
     assert (mixer(padded)[:, :10] - alone).abs().max() > 1e-3
 

@@ -33,6 +33,11 @@ from echoic.layers.selective_scan import selective_scan
 
 __all__ = ["MambaBlock", "MambaMixer"]
 
+ScanInputs = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
+]
+"""``x, delta, A, B, C, D`` of one direction (:func:`~echoic.layers.selective_scan.selective_scan`)."""
+
 
 class MambaMixer(nn.Module):
     """``(B, L, D)`` → ``(B, L, D)``: one (bi)directional Mamba layer (module docstring).
@@ -93,8 +98,8 @@ class MambaMixer(nn.Module):
             proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # the inverse of softplus
         return proj
 
-    def _ssm(self, x: torch.Tensor, pad: torch.Tensor | None, suffix: str) -> torch.Tensor:
-        """One direction: ``x (B, L, ED)`` (before the convolution) → ``y (B, L, ED)``."""
+    def _inputs(self, x: torch.Tensor, pad: torch.Tensor | None, suffix: str) -> ScanInputs:
+        """One direction's scan inputs from ``x (B, L, ED)`` (before the convolution)."""
         conv: nn.Conv1d = getattr(self, "conv1d" + suffix)
         x_proj: nn.Linear = getattr(self, "x_proj" + suffix)
         dt_proj: nn.Linear = getattr(self, "dt_proj" + suffix)
@@ -108,15 +113,36 @@ class MambaMixer(nn.Module):
             delta = delta.masked_fill(pad[..., None], 0.0)
         A = -torch.exp(getattr(self, "A_log" + suffix).float())
         D = getattr(self, "D" + suffix).float()
-        return selective_scan(x, delta, A, B, C, D, self.chunk, self.fused)
+        return x, delta, A, B, C, D
+
+    def _ssm(self, x: torch.Tensor, pad: torch.Tensor | None, suffix: str) -> torch.Tensor:
+        """One direction: ``x (B, L, ED)`` (before the convolution) → ``y (B, L, ED)``."""
+        return selective_scan(*self._inputs(x, pad, suffix), self.chunk, self.fused)
+
+    def _paired(self, forward: ScanInputs, backward: ScanInputs) -> torch.Tensor:
+        """Both directions' scans as one batch of ``2B`` (inference): half the scan's loop steps
+        and small-op overhead; the same arithmetic per element as two calls."""
+        batch = forward[0].shape[0]
+        x, delta, B, C = (torch.cat([forward[i], backward[i]]) for i in (0, 1, 3, 4))
+        A = torch.cat([forward[2].expand(batch, -1, -1), backward[2].expand(batch, -1, -1)])
+        D = torch.cat([forward[5].expand(batch, -1), backward[5].expand(batch, -1)])
+        y = selective_scan(x, delta, A, B, C, D[:, None], self.chunk, fused=False)
+        return y[:batch] + y[batch:].flip(1)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: ``(B, L, D)``; padding_mask: ``(B, L)`` bool, True on padding (or None)."""
         branch, gate = self.in_proj(x).chunk(2, dim=-1)
-        y = self._ssm(branch, padding_mask, "")
-        if self.bidirectional:
+        if not self.bidirectional:
+            y = self._ssm(branch, padding_mask, "")
+        else:
             pad_b = None if padding_mask is None else padding_mask.flip(1)
-            y = y + self._ssm(branch.flip(1), pad_b, "_b").flip(1)
+            training = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+            if training or (self.fused and branch.is_cuda):
+                y = self._ssm(branch, padding_mask, "")
+                y = y + self._ssm(branch.flip(1), pad_b, "_b").flip(1)
+            else:
+                forward = self._inputs(branch, padding_mask, "")
+                y = self._paired(forward, self._inputs(branch.flip(1), pad_b, "_b"))
             if self.divide_output:
                 y = y / 2
         return self.out_proj(y * F.silu(gate))

@@ -137,12 +137,14 @@ def _streamed(
     faults on every block)."""
     batch, length, inner = x.shape
     size = min(chunk, length)
-    decay = x.new_empty(batch, size, inner, A.shape[1])
+    decay = x.new_empty(batch, size, inner, A.shape[-1])
     h = torch.empty_like(decay)
-    carry = x.new_zeros(batch, inner, A.shape[1])
+    carry = x.new_zeros(batch, inner, A.shape[-1])
     y = torch.empty_like(x)
     drive = delta * x
     A2 = A * LOG2_E  # exp(delta A) = exp2(delta A log2 e): exp2 is ~4x faster on CPU
+    if A2.ndim == 3:  # one A per batch item (both directions of a Mamba layer in one scan)
+        A2 = A2[:, None]
     for start in range(0, length, size):
         n = min(size, length - start)
         part = slice(start, start + n)
@@ -213,6 +215,8 @@ def selective_scan(
 ) -> torch.Tensor:
     """Mamba's selective SSM (module docstring). x, delta: ``(B, L, ED)`` (delta after softplus);
     A: ``(ED, N)`` (negative); B, C: ``(B, L, N)``; D: ``(ED,)``. Returns ``y (B, L, ED)``.
+    Without autograd A may also be ``(B, ED, N)`` and D ``(B, 1, ED)``: one per batch item (the
+    two directions of a bidirectional layer scanned as one batch).
 
     chunk: steps per streamed chunk (64 was fastest on CPU). ``fused=True`` uses ``mamba_ssm``'s
     CUDA kernel when the tensors are on a GPU and it imports.
@@ -232,6 +236,11 @@ def selective_scan(
         return y.transpose(1, 2)
     inputs = (x, delta, A, B, C)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        if A.ndim != 2:
+            raise ConfigError(
+                f"selective_scan with autograd needs one A (ED, N); found {tuple(A.shape)}. "
+                "Scan the directions separately when training."
+            )
         y = SelectiveScan.apply(x, delta, A, B, C, chunk)
     else:
         y = _streamed(x, delta, A, B, C, chunk)
