@@ -65,7 +65,9 @@ RANDOM = {
     "random": "mae",
     "random_wav": "hubert",
     "random_cnn": "byol_a",
-}  # vit_tiny, wav_tiny, byol_a CNN
+    "random_spatial": "spatial_mae",
+    "random_spatial_foa": "spatial_mae_foa",
+}  # vit_tiny, wav_tiny, byol_a CNN, vit_tiny on binaural / FOA spatial_logmel
 
 
 def recipe(method: str) -> Path:
@@ -140,14 +142,23 @@ def train(method: str, seed: int, work: Path, corpus: Path, minutes: float) -> P
     return model
 
 
-def evaluate(model: Path, name: str, protocol: str, work: Path, tasks: list[Path]) -> Path:
+def evaluate(
+    model: Path | str,
+    name: str,
+    protocol: str,
+    work: Path,
+    tasks: list[Path],
+    jobs: str = "auto",
+    probe_seeds: int = 1,
+) -> Path:
+    """``echoic eval`` of ``model`` (a directory or a card name) into ``work/eval/protocol/name``."""
     out = work / "eval" / protocol / name
     if (out / "results.csv").exists():
         return out / "results.csv"
     cmd = [
         *ECHOIC, "eval", "--model", str(model), "--tasks", *map(str, tasks),
-        "--protocol", protocol, "--seeds", "1", "--threads", "1", "--cache",
-        str(work / "cache"), "--out", str(out), "--quiet", "--no-report",
+        "--protocol", protocol, "--seeds", str(probe_seeds), "--threads", "1", "--jobs", jobs,
+        "--cache", str(work / "cache"), "--out", str(out), "--quiet", "--no-report",
     ]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     run(cmd, out / "log.txt")
@@ -216,6 +227,11 @@ def main() -> None:
     )
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
     p.add_argument("--train-only", action="store_true", help="pretrain, do not evaluate")
+    p.add_argument(
+        "--jobs",
+        default="auto",
+        help="evaluation processes (echoic eval --jobs; 1 beside other work)",
+    )
     p.add_argument("--write", type=Path, default=None, help="write the tables into this file")
     args = p.parse_args()
     global SIZE
@@ -236,16 +252,23 @@ def main() -> None:
             if args.train_only:
                 continue
             for protocol in args.protocols.split(","):
-                evaluate(model, f"{method}-seed{seed}", protocol, args.work, tasks)
+                evaluate(model, f"{method}-seed{seed}", protocol, args.work, tasks, args.jobs)
                 print(f"  {protocol} done", flush=True)
+            if args.write:  # after every method, so a stopped run leaves its rows in the doc
+                write_table(args.write, table(args.work, methods, seeds, args.cpu_minutes))
     text = table(args.work, methods, seeds, args.cpu_minutes)
     print(text)
     if args.write:
-        marker = "<!-- leaderboard -->"
-        doc = args.write.read_text() if args.write.exists() else marker + "\n"
-        head, _, rest = doc.partition(marker)
-        tail = rest.split("<!-- /leaderboard -->", 1)[1] if "<!-- /leaderboard -->" in rest else ""
-        args.write.write_text(f"{head}{marker}\n{text}\n<!-- /leaderboard -->{tail}")
+        write_table(args.write, text)
+
+
+def write_table(path: Path, text: str) -> None:
+    """Replace the text between the leaderboard markers of ``path`` (append them if absent)."""
+    marker = "<!-- leaderboard -->"
+    doc = path.read_text() if path.exists() else marker + "\n"
+    head, _, rest = doc.partition(marker)
+    tail = rest.split("<!-- /leaderboard -->", 1)[1] if "<!-- /leaderboard -->" in rest else ""
+    path.write_text(f"{head}{marker}\n{text}\n<!-- /leaderboard -->{tail}")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,17 @@ def test_every_recipe_is_valid(recipe: Path) -> None:
             stem = stem if stem != method else f"{method}_tiny"
             check_stages(config)
         assert stem.startswith(method + "_")
+        # variants <method>_mono_<size> (the mono control), <method>_patchout_<size> (PaSST),
+        # <method>_foa_<size> (first-order ambisonic input)
         rest = stem[len(method) + 1 :]
+        for variant in ("mono_", "patchout_", "foa_"):
+            rest = rest.removeprefix(variant)
+        if stem.startswith(f"{method}_foa_"):
+            assert config.model.frontend_config["channels"] == 4
+        if stem.startswith(f"{method}_mono_"):
+            assert config.model.frontend_config.get("channels", 1) == 1
+        if stem.startswith(f"{method}_patchout_"):
+            assert config.model.encoder_config["patchout"]
         if rest in ENCODERS:
             assert config.model.encoder == rest
         else:
