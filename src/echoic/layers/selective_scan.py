@@ -154,7 +154,10 @@ def _streamed(
         if start:
             h_n[:, 0].addcmul_(decay_n[:, 0], carry)
         _scan_(decay_n, h_n, 2)
-        y[:, part] = torch.einsum("bldn,bln->bld", h_n, C[:, part])
+        # sum_n C h, one batch item at a time: torch's einsum is ~4x faster per element on a
+        # single item than on several (it falls back to a batched matmul over (batch, step))
+        for i in range(batch):
+            y[i : i + 1, part] = torch.einsum("bldn,bln->bld", h_n[i : i + 1], C[i : i + 1, part])
         carry.copy_(h_n[:, -1])
     return y
 
