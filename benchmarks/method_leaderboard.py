@@ -227,6 +227,7 @@ def main() -> None:
     )
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
     p.add_argument("--train-only", action="store_true", help="pretrain, do not evaluate")
+    p.add_argument("--first", default="", help="methods to run before the others (same tables)")
     p.add_argument(
         "--jobs",
         default="auto",
@@ -237,6 +238,11 @@ def main() -> None:
     global SIZE
     SIZE = args.size
     methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
+    first = [m for m in args.first.split(",") if m]
+    unknown = sorted(set(first) - set(methods))
+    if unknown:
+        raise SystemExit(f"--first names methods not in --methods: {', '.join(unknown)}")
+    order = first + [m for m in methods if m not in first]  # the tables keep --methods' order
     TASKS[:] = args.tasks.split(",")
     tasks = [args.tasks_dir / f"{t}-v1.0.0-full" for t in TASKS]
     missing = [t for t in tasks if not t.is_dir()]
@@ -246,7 +252,7 @@ def main() -> None:
         raise SystemExit(f"no corpus at {args.corpus}; build it: echoic corpus build --out corpus")
     print(f"lscpu: {subprocess.run(['lscpu'], capture_output=True, text=True).stdout[:300]}")
     for seed in seeds:  # seed by seed: a partial run still covers every method
-        for method in methods:
+        for method in order:
             model = train(method, seed, args.work, args.corpus, args.cpu_minutes)
             print(f"{method} seed {seed}: {model}", flush=True)
             if args.train_only:

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from optional_extras import spatial_missing
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)  # tests run in parallel workers on 2 cores
 
@@ -17,6 +19,17 @@ SHARED_DATA = Path(os.environ.get("ECHOIC_DATA", REPO.parent / "shared" / "data"
 DATA_SKIP = "real-audio data not found"
 """Every test that needs ../shared/data skips with a reason containing this phrase when it is
 absent; under ``ECHOIC_REQUIRE_DATA=1`` (CI: ``.ci/run``) such a skip is a failure instead."""
+
+
+@pytest.fixture(scope="module")
+def spatial_extra() -> None:
+    """Skip (fail under ``ECHOIC_REQUIRE_SPATIAL=1``) when the spatial extra is missing."""
+    why = spatial_missing()
+    if why:
+        message = f"the spatial extra is missing: {why} (pip install 'echoic[spatial]')"
+        if os.environ.get("ECHOIC_REQUIRE_SPATIAL") == "1":
+            pytest.fail(message + "; ECHOIC_REQUIRE_SPATIAL=1 makes this a failure")
+        pytest.skip(message)
 
 
 @pytest.hookimpl(hookwrapper=True)

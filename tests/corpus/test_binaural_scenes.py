@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from pathlib import Path
 
@@ -23,29 +22,6 @@ from echoic.corpus.sources.gcompris_voices import GcomprisVoices
 RATE = 16000
 SEED = 5  # scene00002 of this seed is a source at azimuth 88.9 (the listener's left), RT60 0.37 s
 SCENES = 3
-
-
-def spatial_missing() -> str:
-    """Why the source cannot render here ('' when it can): the HRTF or pyroomacoustics."""
-    from echoic.data.hrtf import SpatialDependencyError, load_hrtf
-    from echoic.data.spatial import import_pyroomacoustics
-
-    try:
-        load_hrtf("mit_kemar", RATE)
-        import_pyroomacoustics()
-    except SpatialDependencyError as err:
-        return str(err)
-    return ""
-
-
-@pytest.fixture(scope="module")
-def spatial_extra() -> None:
-    why = spatial_missing()
-    if why:
-        message = f"the spatial extra is missing: {why} (pip install 'echoic[spatial]')"
-        if os.environ.get("ECHOIC_REQUIRE_SPATIAL") == "1":
-            pytest.fail(message + "; ECHOIC_REQUIRE_SPATIAL=1 makes this a failure")
-        pytest.skip(message)
 
 
 @pytest.fixture

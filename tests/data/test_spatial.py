@@ -5,9 +5,6 @@ pyproject.toml); skips without it unless ``ECHOIC_REQUIRE_SPATIAL=1``."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
@@ -15,26 +12,7 @@ FS = 16000
 LISTENER = (3.0, 2.6, 1.5)
 
 
-def spatial_missing() -> str:
-    """Why the spatial extra cannot be used here ('' when it can)."""
-    for module in ("pyroomacoustics", "h5py", "spatialaudiometrics"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed"
-    try:
-        import slab  # noqa: F401
-    except (ImportError, OSError) as err:
-        return f"slab does not import ({err}); needs Debian libportaudio2"
-    return ""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _spatial_extra() -> None:
-    why = spatial_missing()
-    if why:
-        message = f"the spatial extra is missing: {why} (pip install 'echoic[spatial]')"
-        if os.environ.get("ECHOIC_REQUIRE_SPATIAL") == "1":
-            pytest.fail(message + "; ECHOIC_REQUIRE_SPATIAL=1 makes this a failure")
-        pytest.skip(message)
+pytestmark = pytest.mark.usefixtures("spatial_extra")  # tests/conftest.py
 
 
 def onset(x: np.ndarray) -> int:

@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+from optional_extras import spatial_missing
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("ECHOIC_DATA", REPO / ".." / "shared" / "data")).resolve()
 SOUNDFONT_TASKS = ("soundfont_instrument", "soundfont_pitch")
@@ -31,20 +33,6 @@ def have_pocketsphinx() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("pocketsphinx") is not None
-
-
-def spatial_missing() -> str:
-    """Why the spatial extra (pyproject.toml) cannot render here; '' when it can."""
-    import importlib.util
-
-    for module in ("pyroomacoustics", "h5py", "spatialaudiometrics"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed"
-    try:
-        import slab  # noqa: F401
-    except (ImportError, OSError) as err:  # OSError: no PortAudio (Debian libportaudio2)
-        return f"slab does not import ({err})"
-    return ""
 
 
 def buildable_tasks() -> list[str]:

@@ -7,28 +7,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from tasks_helpers import DATA, SAMPLE_RATE, SPATIAL_TASKS, spatial_missing
+from tasks_helpers import DATA, SAMPLE_RATE, SPATIAL_TASKS
 from test_tasks_leakage import built_splits, esc50_recording, meta_rows
 
 CHANNELS = {"localisation_binaural": 2, "localisation_foa": 4, "rt60_binaural": 2}
 ESC50_FOLDS = {"train": {1, 2, 3}, "valid": {4}, "test": {5}}  # docs/tasks.md
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _spatial_extra() -> None:
-    why = spatial_missing()
-    if why:
-        message = f"the spatial extra is missing: {why} (pip install 'echoic[spatial]')"
-        if os.environ.get("ECHOIC_REQUIRE_SPATIAL") == "1":
-            pytest.fail(message + "; ECHOIC_REQUIRE_SPATIAL=1 makes this a failure")
-        pytest.skip(message)
+pytestmark = pytest.mark.usefixtures("spatial_extra")  # tests/conftest.py
 
 
 def spatial_rows(task_dir: Path) -> list[dict[str, str]]:

@@ -56,7 +56,9 @@ def test_card_matches_the_built_model(name, zoo_model, fitted_dirs, require_peer
     assert model.sample_rate == card.sample_rate
     assert model.embedding_size == card.embedding_size
     assert getattr(model, "channels", 1) == card.channels
-    shape = (card.sample_rate // 2,) if card.channels == 1 else (card.channels, card.sample_rate // 2)
+    shape = (
+        (card.sample_rate // 2,) if card.channels == 1 else (card.channels, card.sample_rate // 2)
+    )
     clip = np.zeros(shape, np.float32)
     assert model.embed([clip])[0].scene.shape == (card.embedding_size,)
     if card.layer_sizes is not None:  # echoic models and random_vit_tiny: an Embedder
