@@ -89,6 +89,11 @@ def main() -> None:
     p.add_argument("--cpu-minutes", type=float, default=5.0)
     p.add_argument("--methods", default=",".join(ROWS))
     p.add_argument("--jobs", default="auto", help="echoic eval --jobs")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="print the table of what is finished; run nothing",
+    )
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     args.work, args.tasks_dir = args.work.resolve(), args.tasks_dir.resolve()  # run in ROOT
@@ -100,6 +105,13 @@ def main() -> None:
             rows[method] = [evaluate_all(method, method, tasks, args)]
             continue
         for seed in seeds:
+            if args.report_only:  # every evaluation of this run must be there
+                names = [f"{method}-seed{seed}" + ("" if set(tasks) & set(BINAURAL) else "@foa")]
+                if set(tasks) & set(BINAURAL) and set(tasks) & set(FOA):
+                    names.append(f"{method}-seed{seed}@foa")
+                done = args.work / "eval" / "hear"
+                if not all((done / n / "results.csv").exists() for n in names):
+                    continue
             model = lb.train(method, seed, args.work, corpora[corpus], args.cpu_minutes)
             rows.setdefault(method, []).append(
                 evaluate_all(model, f"{method}-seed{seed}", tasks, args)
