@@ -13,16 +13,19 @@ measures engraved by verovio as one system, rasterised to a grayscale PNG
   the analysis of each file is cached (:func:`echoic.tasks.sheet_scores.analyse_piece`).
 * Split by composer: ``test`` = Mozart and Haydn (string quartets and one piano sonata movement),
   ``valid`` = Robert and Clara Schumann, ``train`` = everyone else (Bach chorales, Beethoven
-  quartet movements, Handel, Joplin, Corelli, Weber, Verdi, C. P. E. Bach, ...). No composer is
-  in two splits. Mozart's K. 156 finale is left out: it is in echoic-tiny's pretraining corpus.
+  quartet movements, Handel, Joplin, Weber, Verdi, C. P. E. Bach, ...; Corelli's and Schubert's
+  scores are over the size limit). No composer is in two splits. Mozart's K. 156 finale is left
+  out: it is in echoic-tiny's pretraining corpus.
 * Snippets: a piece's measures are cut, from its first, into runs of consecutive measures of at
   most :data:`MAX_SNIPPET_QUARTERS` quarter notes (2 bars of 4/4, 4 of 2/4: at most 4.8 s) and at
   least :data:`MIN_SNIPPET_QUARTERS`; runs without a note are dropped; :data:`SNIPPETS_PER_PIECE`
   runs are kept per piece, evenly spaced over it.
 * HEAR layout: scene task, label = piece key (``mozart/k80/movement1``), ``trainvaltest`` split
-  by composer, so no test label is a train label: the probes cannot score it, the ``retrieval``
-  protocol (same-piece clips) can. Extra files: ``images/<clip>.png`` and ``pairs.csv`` (clip,
-  piece, composer, split, measures, timing, image), read by :mod:`echoic.tasks.sheet_pairs`.
+  by composer, so no test label is a train or valid label: ``echoic eval`` reads the folder, but
+  its probes score 0 by construction and its ``retrieval`` protocol (test queries against train
+  + valid) finds nothing relevant; :mod:`echoic.evaluate.sheet_retrieval` scores it. Extra files:
+  ``images/<clip>.png`` and ``pairs.csv`` (clip, piece, composer, split, measures, timing,
+  image), read by :mod:`echoic.tasks.sheet_pairs`.
 
 Small mode: :data:`SMALL_PIECES`, three snippets each (for tests). Needs the ``sheet`` extra and
 Debian ``fluidsynth`` + ``fluid-soundfont-gm``.
