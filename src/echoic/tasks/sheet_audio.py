@@ -16,15 +16,12 @@ the notes, so a rebuild of a piece gives the same clips.
 from __future__ import annotations
 
 import struct
-import subprocess
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from echoic.tasks.base import TaskDataError, fit_length, n_samples
-from echoic.tasks.soundfont import FLUIDR3
+from echoic.tasks.soundfont import FLUIDR3, render_midi_mono
 
 TEMPO_BPM = 100.0
 SECONDS_PER_QUARTER = 60.0 / TEMPO_BPM
@@ -106,22 +103,9 @@ def render_snippets(
     snippets: Sequence[tuple[float, SnippetNotes]], sample_rate: int, clip_s: float
 ) -> np.ndarray:
     """``(len(snippets), clip_s * sample_rate)`` float32 clips of one fluidsynth run."""
-    with tempfile.TemporaryDirectory(prefix="echoic-sheet-") as tmp:
-        mid, raw = Path(tmp) / "snippets.mid", Path(tmp) / "out.raw"
-        mid.write_bytes(midi_bytes(snippets))
-        cmd = [
-            "fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5",
-            "-r", str(sample_rate), "-o", "synth.dynamic-sample-loading=1",
-            "-O", "float", "-T", "raw", "-F", str(raw), str(FLUIDR3), str(mid),
-        ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-        if done.returncode != 0 or not raw.is_file():
-            raise TaskDataError(
-                f"fluidsynth failed (exit {done.returncode}) rendering {len(snippets)} snippets: "
-                f"{done.stderr.strip()[-500:]}"
-            )
-        stereo = np.fromfile(raw, dtype="<f4").reshape(-1, 2)
-    mono = stereo.astype(np.float64).mean(axis=1)
+    mono = render_midi_mono(
+        midi_bytes(snippets), str(FLUIDR3), sample_rate, f"{len(snippets)} snippets"
+    )
     slot = n_samples(SLOT_S, sample_rate)
     mono = np.pad(mono, (0, max(0, len(snippets) * slot - mono.shape[0])))
     out = np.zeros((len(snippets), n_samples(clip_s, sample_rate)), dtype=np.float32)

@@ -212,11 +212,15 @@ def check_renderer() -> None:
             )
 
 
-def render_batch(notes: Sequence[Note], soundfont: str, sample_rate: int) -> np.ndarray:
-    """``(len(notes), NOTE_S * sample_rate)`` float32 clips of one fluidsynth run."""
+def render_midi_mono(midi: bytes, soundfont: str, sample_rate: int, what: str) -> np.ndarray:
+    """Mono float64 audio of one ``fluidsynth`` run over ``midi`` (reverb and chorus off).
+
+    ``-O float -T raw``: float output, so no dither; the stereo output is averaged. ``what`` names
+    the batch in the error raised when fluidsynth fails.
+    """
     with tempfile.TemporaryDirectory(prefix="echoic-fluidsynth-") as tmp:
-        mid, raw = Path(tmp) / "notes.mid", Path(tmp) / "out.raw"
-        mid.write_bytes(midi_bytes(notes))
+        mid, raw = Path(tmp) / "in.mid", Path(tmp) / "out.raw"
+        mid.write_bytes(midi)
         cmd = [
             "fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5",
             "-r", str(sample_rate), "-o", "synth.dynamic-sample-loading=1",
@@ -225,11 +229,16 @@ def render_batch(notes: Sequence[Note], soundfont: str, sample_rate: int) -> np.
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         if done.returncode != 0 or not raw.is_file():
             raise TaskDataError(
-                f"fluidsynth failed (exit {done.returncode}) rendering {len(notes)} notes with "
+                f"fluidsynth failed (exit {done.returncode}) rendering {what} with "
                 f"{soundfont}: {done.stderr.strip()[-500:]}"
             )
         stereo = np.fromfile(raw, dtype="<f4").reshape(-1, 2)
-    mono = stereo.astype(np.float64).mean(axis=1)
+    return stereo.astype(np.float64).mean(axis=1)
+
+
+def render_batch(notes: Sequence[Note], soundfont: str, sample_rate: int) -> np.ndarray:
+    """``(len(notes), NOTE_S * sample_rate)`` float32 clips of one fluidsynth run."""
+    mono = render_midi_mono(midi_bytes(notes), soundfont, sample_rate, f"{len(notes)} notes")
     slot, length = n_samples(SLOT_S, sample_rate), n_samples(NOTE_S, sample_rate)
     mono = np.pad(mono, (0, max(0, len(notes) * slot - mono.shape[0])))
     out = np.empty((len(notes), length), dtype=np.float32)
