@@ -1,4 +1,4 @@
-"""`echoic corpus build|check|sources`: an honest pretraining corpus and its leakage check."""
+"""`echoic corpus build|check|select|sources`: an honest pretraining corpus and its leakage check."""
 
 from __future__ import annotations
 
@@ -35,6 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--tasks", nargs="+", required=True, help="task folders or folders of them")
     c.add_argument("--data", default=None, help="shared data folder (default: ../shared/data)")
     c.set_defaults(func=run_check)
+
+    sel = verbs.add_parser("select", help="write a sub-manifest of DIR by category / source")
+    sel.add_argument("corpus", help="corpus folder (manifest.csv, categories.csv)")
+    sel.add_argument("--out", required=True, help="the manifest CSV to write")
+    sel.add_argument("--categories", default="", help="comma-separated, e.g. sfx,music")
+    sel.add_argument("--sources", default="", help="comma-separated source names")
+    sel.set_defaults(func=run_select)
 
     s = verbs.add_parser("sources", help="list the registered sources and their licences")
     s.set_defaults(func=run_sources)
@@ -98,6 +105,20 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     return _check(Path(args.corpus), [Path(t) for t in args.tasks], args.data)
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from echoic.corpus.select import select_rows, write_selection
+
+    def names(text: str) -> list[str]:
+        return [n.strip() for n in text.split(",") if n.strip()]
+
+    corpus = Path(args.corpus)
+    rows = select_rows(corpus, names(args.categories), names(args.sources))
+    seconds = sum(float(r.get("duration_s") or 0.0) for r in rows)
+    out = write_selection(rows, corpus, Path(args.out))
+    print(f"{len(rows)} files, {seconds / 3600:.2f} h -> {out}")
+    return 0
 
 
 def run_sources(args: argparse.Namespace) -> int:
