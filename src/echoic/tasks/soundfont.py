@@ -212,21 +212,34 @@ def check_renderer() -> None:
             )
 
 
-def render_midi_mono(midi: bytes, soundfont: str, sample_rate: int, what: str) -> np.ndarray:
-    """Mono float64 audio of one ``fluidsynth`` run over ``midi`` (reverb and chorus off).
+def render_midi_mono(
+    midi: bytes,
+    soundfont: str,
+    sample_rate: int,
+    what: str,
+    reverb: bool = False,
+    timeout_s: float = 600.0,
+) -> np.ndarray:
+    """Mono float64 audio of one ``fluidsynth`` run over ``midi`` (chorus off, reverb optional).
 
     ``-O float -T raw``: float output, so no dither; the stereo output is averaged. ``what`` names
-    the batch in the error raised when fluidsynth fails.
+    the batch in the :class:`TaskDataError` raised when fluidsynth fails or runs over
+    ``timeout_s``.
     """
     with tempfile.TemporaryDirectory(prefix="echoic-fluidsynth-") as tmp:
         mid, raw = Path(tmp) / "in.mid", Path(tmp) / "out.raw"
         mid.write_bytes(midi)
         cmd = [
-            "fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5",
+            "fluidsynth", "-ni", "-q", "-R", "1" if reverb else "0", "-C", "0", "-g", "0.5",
             "-r", str(sample_rate), "-o", "synth.dynamic-sample-loading=1",
             "-O", "float", "-T", "raw", "-F", str(raw), soundfont, str(mid),
         ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        try:
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TaskDataError(f"fluidsynth ran over {timeout_s:g} s rendering {what}") from exc
         if done.returncode != 0 or not raw.is_file():
             raise TaskDataError(
                 f"fluidsynth failed (exit {done.returncode}) rendering {what} with "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from echoic.corpus.base import SOURCES, CorpusContext, CorpusError, CorpusItem, CorpusSource
-from echoic.tasks.soundfont import FLUIDR3
+from echoic.tasks.base import TaskDataError
+from echoic.tasks.soundfont import FLUIDR3, render_midi_mono
 
 COMPOSERS = (
     "bach", "palestrina", "monteverdi", "trecento", "josquin", "beethoven", "mozart", "haydn",
@@ -65,26 +65,18 @@ def render_piece(path: str, key: str, seed: int) -> tuple[np.ndarray, int]:
                 new.insert(element.offset, element)
         out.insert(0, new)
     score = out
-    reverb = "1" if rng.random() < 0.5 else "0"
+    reverb = bool(rng.random() < 0.5)
     peak = float(rng.uniform(0.3, 0.9))
     with tempfile.TemporaryDirectory(prefix="echoic-music21-") as tmp:
-        mid, raw = Path(tmp) / "piece.mid", Path(tmp) / "out.raw"
+        mid = Path(tmp) / "piece.mid"
         score.write("midi", fp=str(mid))
-        cmd = [
-            "fluidsynth", "-ni", "-q", "-R", reverb, "-C", "0", "-g", "0.5", "-r", str(RATE),
-            "-o", "synth.dynamic-sample-loading=1", "-O", "float", "-T", "raw", "-F", str(raw),
-            str(FLUIDR3), str(mid),
-        ]  # fmt: skip
-        try:
-            done = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=RENDER_TIMEOUT_S, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise CorpusError(f"fluidsynth ran over {RENDER_TIMEOUT_S} s on {key}") from exc
-        if done.returncode != 0 or not raw.is_file():
-            raise CorpusError(f"fluidsynth failed on {key}: {done.stderr.strip()[-300:]}")
-        stereo = np.fromfile(raw, dtype="<f4").reshape(-1, 2)
-    mono = stereo.astype(np.float64).mean(axis=1)[: int(MAX_PIECE_S * RATE)]
+        midi = mid.read_bytes()
+    try:
+        mono = render_midi_mono(
+            midi, str(FLUIDR3), RATE, key, reverb=reverb, timeout_s=RENDER_TIMEOUT_S
+        )[: int(MAX_PIECE_S * RATE)]
+    except TaskDataError as exc:
+        raise CorpusError(str(exc)) from exc
     top = float(np.max(np.abs(mono))) if mono.size else 0.0
     if top < 1e-4:
         raise CorpusError(f"{key}: rendered silence (peak {top:.1e})")
