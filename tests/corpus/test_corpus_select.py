@@ -62,7 +62,7 @@ def test_select_errors_name_what_is_there(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match=r"found categories \['sfx', 'speech', 'uncategorised'\]"):
         select_rows(corpus, ["music"])
     bare = _corpus(tmp_path / "bare", with_categories=False)
-    with pytest.raises(CorpusError, match="categories.csv not found"):
+    with pytest.raises(CorpusError, match=r"categories\.csv not found"):
         select_rows(bare, ["sfx"])
 
 
