@@ -56,6 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="textretrieval: a corpus folder with heldout.csv + captions.csv (repeatable)",
     )
     p.add_argument(
+        "--fusion",
+        action="store_true",
+        help="textretrieval: rank with a collap export's text-conditioned chunk fusion "
+        "(collap_fusion.safetensors) instead of its text-independent embed_audio vector",
+    )
+    p.add_argument(
         "--caption-langs",
         default="",
         help="textretrieval: keep captions in these languages, comma-separated (en keeps en-GB)",
@@ -182,7 +188,9 @@ def _text_retrieval(args: argparse.Namespace) -> int:
         return 2
     langs = [lang.strip() for lang in args.caption_langs.split(",") if lang.strip()]
     out = Path(args.out)
-    evaluate_text_retrieval(args.model, args.captions, out, langs, resume=not args.no_resume)
+    evaluate_text_retrieval(
+        args.model, args.captions, out, langs, resume=not args.no_resume, fusion=args.fusion
+    )
     write_summary(out, not args.no_report)
     return 0
 

@@ -19,10 +19,18 @@ the primary metric is ``t2a_R@10``.
 
 ``caption_langs`` keeps captions in some languages (``en`` also keeps ``en-GB``): an English
 text tower should be scored on English captions. One run (the held-out set is one split).
+
+``fusion`` (``echoic eval --fusion``): a ``collap`` export is scored with its text-conditioned
+chunk fusion instead of the text-independent ``embed_audio`` vector: each clip is cut into the
+chunks ``embed_audio`` averages (:meth:`~echoic.objectives.joint.JointModel.embed_audio_chunks`)
+and each (caption, clip) pair scores the cosine of the caption with the clip's vector fused for
+that caption (:meth:`~echoic.objectives.collap.ChunkFusion.scores`); its records are the model's
+name + ``+fusion``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,11 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from echoic.data.audio import load_audio
 from echoic.data.captions import CaptionedClip, read_captions
+from echoic.errors import ConfigError
 from echoic.evaluate.results import jsonable, result_path, summarise, write_result
 from echoic.evaluate.zeroshot import JointAudioModel, load_joint
+from echoic.objectives.collap import ChunkFusion, load_fusion
 
 __all__ = [
     "KS",
@@ -42,6 +53,7 @@ __all__ = [
     "CaptionSet",
     "caption_set",
     "evaluate_text_retrieval",
+    "fused_similarity",
     "ranking_scores",
     "text_audio_retrieval",
 ]
@@ -100,13 +112,30 @@ def ranking_scores(
     return out
 
 
-def text_audio_retrieval(model: JointAudioModel, data: CaptionSet) -> dict[str, float]:
-    """Both directions' scores (``t2a_R@1`` … ``a2t_mAP``) of ``model`` on ``data``."""
+def fused_similarity(
+    model: JointAudioModel, fusion: ChunkFusion, waves: Sequence[np.ndarray], texts: Sequence[str]
+) -> np.ndarray:
+    """``(texts, clips)`` scores of the text-conditioned chunk fusion (module docstring)."""
+    chunks, valid, glob = model.joint.embed_audio_chunks(waves, model.sample_rate)
+    text = model.embed_text(texts).float()
+    with torch.inference_mode():
+        scores = fusion.scores(chunks, valid, glob, text)  # (clips, texts)
+    return scores.t().cpu().numpy().astype(np.float64)
+
+
+def text_audio_retrieval(
+    model: JointAudioModel, data: CaptionSet, fusion: ChunkFusion | None = None
+) -> dict[str, float]:
+    """Both directions' scores (``t2a_R@1`` … ``a2t_mAP``) of ``model`` on ``data``; with
+    ``fusion``, ranked by the text-conditioned chunk fusion (module docstring)."""
     rate = model.sample_rate
     waves = [load_audio(clip.path, sample_rate=rate)[0] for clip in data.clips]
-    audio = model.scene_embeddings(waves, rate).float().cpu().numpy().astype(np.float64)
-    text = model.embed_text(data.texts).float().cpu().numpy().astype(np.float64)
-    similarity = text @ audio.T
+    if fusion is not None:
+        similarity = fused_similarity(model, fusion, waves, data.texts)
+    else:
+        audio = model.scene_embeddings(waves, rate).float().cpu().numpy().astype(np.float64)
+        text = model.embed_text(data.texts).float().cpu().numpy().astype(np.float64)
+        similarity = text @ audio.T
     scores = {}
     for direction, sim, rel in (
         ("t2a", similarity, data.relevant),
@@ -124,19 +153,35 @@ def evaluate_text_retrieval(
     langs: Sequence[str] = (),
     resume: bool = True,
     log: Callable[[str], None] = print,
+    fusion: bool = False,
 ) -> list[dict[str, Any]]:
     """Score every joint model on the held-out caption set of every corpus folder; one record
-    per (model, corpus) in ``out`` beside the other protocols' (``<corpus>-heldout``)."""
+    per (model, corpus) in ``out`` beside the other protocols' (``<corpus>-heldout``).
+    ``fusion``: score ``collap`` exports (model directories) with their chunk fusion."""
     out = Path(out)
     sets = {Path(c): caption_set(c, langs) for c in corpora}
     records = []
     for model_like in models:
         name, model = load_joint(model_like)
         identity = model.identity
+        fuser = None
+        if fusion:
+            if not isinstance(model_like, (str, Path)):
+                raise ConfigError(
+                    "textretrieval with fusion scores collap exports: pass model directories."
+                )
+            fuser = load_fusion(model_like)
+            digest = hashlib.sha256()
+            for key, tensor in sorted(fuser.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.contiguous().numpy().tobytes())
+            name, identity = f"{name}+fusion", f"{identity}+fusion-{digest.hexdigest()[:16]}"
         for corpus, data in sets.items():
             task = f"{corpus.resolve().name}-heldout"
             done = result_path(out, name, task, PROTOCOL)
-            config = {"protocol": PROTOCOL, "caption_langs": list(langs)}
+            config: dict[str, Any] = {"protocol": PROTOCOL, "caption_langs": list(langs)}
+            if fusion:
+                config["fusion"] = True
             if resume and done.is_file():
                 previous = json.loads(done.read_text())
                 if previous.get("identity") == identity and previous.get("config") == config:
@@ -145,7 +190,7 @@ def evaluate_text_retrieval(
                     )
                     records.append(previous)
                     continue
-            test = text_audio_retrieval(model, data)
+            test = text_audio_retrieval(model, data, fuser)
             runs = [{"fold": "heldout", "fold_index": 0, "seed": 0, "test": test}]
             record = {
                 "model": name,
@@ -163,7 +208,11 @@ def evaluate_text_retrieval(
                     "clips": len(data.clips),
                     "captions": len(data.texts),
                     "relevant": "a caption text is relevant to every clip that carries it",
-                    "similarity": "cosine, exact, ties to the lower index",
+                    "similarity": (
+                        "cosine of the caption and the clip's chunks fused for it (collap)"
+                        if fusion
+                        else "cosine, exact, ties to the lower index"
+                    ),
                 },
                 "config": config,
             }

@@ -17,11 +17,17 @@ of the batch is fused with its own weights, so the ``B × B`` logits are a symme
 
 The text-conditioned score of an exported model: :func:`load_fusion` reads the query / key
 projections (``collap_fusion.safetensors``) and :meth:`ChunkFusion.scores` scores chunk embeddings
-against caption embeddings (``JointModel.embed_text``).
+against caption embeddings (``JointModel.embed_text``); ``echoic eval --protocol textretrieval
+--fusion`` ranks with it.
+
+``fusion: false`` is the baseline CoLLAP compares against: ``clap``'s InfoNCE on the
+text-independent ``g`` alone (the mean-pooled chunks of the same long crops, no attention); its
+export has no fusion file.
 
 Differences from the paper: no long-form caption generation (captions are the corpus's);
-the encoder is any echoic encoder trained from scratch on ``data.crop_s`` crops (CoLLAP: frozen
-pretrained audio and text backbones, up to 5-minute songs); one attention head; chunks do not
+the encoder is any echoic encoder trained from scratch on ``data.crop_s`` crops, or a pretrained
+one frozen (``model.init`` + ``model.freeze_encoder``: CoLLAP's frozen backbones,
+``benchmarks/collap_long.py``; CoLLAP uses up to 5-minute songs); one attention head; chunks do not
 overlap and carry no position.
 """
 
@@ -61,10 +67,12 @@ FUSION_FILE = "collap_fusion.safetensors"
 @dataclass
 class CollapConfig(ClapObjectiveConfig):
     """Settings of :class:`CollapObjective` (and ``clap``'s). ``chunk_s`` (seconds per chunk,
-    shared with the export) sets ``K``; attention_dim: width of the query / key projections."""
+    shared with the export) sets ``K``; attention_dim: width of the query / key projections;
+    fusion: False trains on the mean-pooled chunks ``g`` only (the baseline, no attention)."""
 
     chunk_s: float = 1.0
     attention_dim: int = 64
+    fusion: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -133,7 +141,13 @@ class ChunkFusion(nn.Module):
 
 def load_fusion(directory: str | os.PathLike[str]) -> ChunkFusion:
     """The :class:`ChunkFusion` a ``collap`` export saved beside its joint model."""
-    state = load_file(str(Path(directory) / FUSION_FILE))
+    path = Path(directory) / FUSION_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{directory}: no {FUSION_FILE}; the text-conditioned fusion exists for models "
+            "exported by collap with fusion: true only. Score this model without fusion."
+        )
+    state = load_file(str(path))
     dim, attention_dim = state["key.weight"].shape[1], state["key.weight"].shape[0]
     fusion = ChunkFusion(int(dim), int(attention_dim))
     fusion.load_state_dict(state)
@@ -148,20 +162,29 @@ class CollapObjective(ClapObjective):
 
     def __init__(self, encoder: Encoder, config: CollapConfig) -> None:
         super().__init__(encoder, config)
-        self.fusion = ChunkFusion(config.dim, config.attention_dim)
+        self.fusion: ChunkFusion | None = (
+            ChunkFusion(config.dim, config.attention_dim) if config.fusion else None
+        )
 
     def chunk_embeddings(
         self, features: Features
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, K, D)`` normalised chunk embeddings, their ``(B, K)`` validity and the ``(B, D)``
-        normalised global embedding (head of the valid chunks' mean pooled vector)."""
+        normalised global embedding (head of the valid chunks' mean pooled vector). Without
+        fusion the chunk embeddings are not computed (zeros)."""
         flat, valid = split_chunks(features, self.config.chunk_s)
         batch, count = valid.shape
-        pooled = self.pooled(self.encoder(flat)).unflatten(0, (batch, count))
-        chunks = F.normalize(self.audio_head(pooled).float(), dim=-1)
-        weight = valid.to(pooled.dtype)[..., None]
-        mean = (pooled * weight).sum(1) / weight.sum(1)
-        glob = F.normalize(self.audio_head(mean).float(), dim=-1)
+        pooled = self.pooled(self.encoder(flat))  # (B·K, W)
+        weight = valid.to(pooled.dtype).reshape(-1, 1)
+        mean = (pooled * weight).unflatten(0, (batch, count)).sum(1) / weight.unflatten(
+            0, (batch, count)
+        ).sum(1)
+        if self.fusion is None:  # the baseline reads g only (a batch-norm head sees clips only)
+            glob = F.normalize(self.audio_head(mean).float(), dim=-1)
+            return torch.zeros(batch, count, glob.shape[-1], device=glob.device), valid, glob
+        rows = self.audio_head(torch.cat([pooled, mean])).float()  # one call: one batch's stats
+        chunks = F.normalize(rows[: batch * count], dim=-1).unflatten(0, (batch, count))
+        glob = F.normalize(rows[batch * count :], dim=-1)
         return chunks, valid, glob
 
     def forward(self, batch: TrainBatch, generator: torch.Generator) -> ObjectiveOutput:
@@ -171,8 +194,12 @@ class CollapObjective(ClapObjective):
             self.text_head(self.text_vectors(self.text_tower, tokens)).float(), dim=-1
         )
         scale = self.scale()
-        fused, weights = self.fusion.fused(chunks, valid, glob, text)
-        logits = scale * (fused * text[None]).sum(-1)
+        weights = None
+        if self.fusion is None:  # the mean-pooled-chunks baseline: clap on g
+            logits = scale * glob @ text.t()
+        else:
+            fused, weights = self.fusion.fused(chunks, valid, glob, text)
+            logits = scale * (fused * text[None]).sum(-1)
         same = (
             same_caption(tokens.input_ids, tokens.padding_mask)
             if self.config.mask_same_captions
@@ -180,30 +207,33 @@ class CollapObjective(ClapObjective):
         )
         loss = symmetric_cross_entropy(logits, same)
         with torch.no_grad():
-            target = torch.arange(len(text), device=text.device)
             accuracy = pair_top1(logits)
-            paired = weights[target, target]  # (B, K): each clip's weights for its own caption
-            entropy = -(paired * paired.clamp_min(1e-12).log()).sum(-1).mean()
             a_std, a_rank = collapse_metrics(glob)
-        return ObjectiveOutput(
-            loss=loss,
-            logs={
+            logs = {
                 "collap_loss": float(loss.detach()),
                 "logit_scale": float(scale.detach()),
                 "audio_to_text_top1": accuracy,
                 "chunks": float(valid.shape[1]),
-                "attention_entropy": float(entropy),
                 "audio_std": a_std,
                 "audio_rank": a_rank,
-            },
-        )
+            }
+            if weights is not None:
+                target = torch.arange(len(text), device=text.device)
+                paired = weights[target, target]  # (B, K): each clip's weights, own caption
+                entropy = -(paired * paired.clamp_min(1e-12).log()).sum(-1).mean()
+                logs["attention_entropy"] = float(entropy)
+        return ObjectiveOutput(loss=loss, logs=logs)
 
     def save_beside_model(self, directory: Path) -> list[str]:
         names = super().save_beside_model(directory)
+        if self.fusion is None:
+            return names
         state = {k: v.detach().contiguous().cpu() for k, v in self.fusion.state_dict().items()}
         save_file(state, Path(directory) / FUSION_FILE)
         return [*names, FUSION_FILE]
 
     def joint_heads(self) -> tuple[nn.Sequential, nn.Sequential, dict[str, Any]]:
         audio, text, extra = super().joint_heads()
+        if self.fusion is None:
+            return audio, text, extra
         return audio, text, {**extra, "fusion": FUSION_FILE, **self.fusion.spec}

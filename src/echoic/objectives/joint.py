@@ -12,7 +12,9 @@ becomes one vector: ``mean`` over non-padding tokens, ``cls``, or ``mean+max``),
 ``text_head`` (lists of :class:`Head` specs applied in order), ``dim`` (the joint space's width),
 ``logit_scale`` (CLAP's learned inverse temperature; 1 / 0.07 where the method has none) and
 ``chunk_s`` (clips longer than this are embedded in equal chunks whose pooled vectors are
-averaged, weighted by length, before the head).
+averaged, weighted by length, before the head); a ``collap`` export adds ``fusion`` (the file of
+its text-conditioned chunk attention, :func:`echoic.objectives.collap.load_fusion`), which
+:meth:`JointModel.embed_audio_chunks` (the chunks' own head vectors) feeds.
 
 :class:`JointModel` loads it: ``embed_audio(waves)`` and ``embed_text(texts)`` give L2-normalised
 ``(B, dim)`` vectors of one space, compared by cosine similarity (zero-shot classification,
@@ -45,6 +47,7 @@ from echoic.types import AudioBatch, EncoderOutput
 __all__ = [
     "HEADS_FILE",
     "JOINT_FILE",
+    "NORMS",
     "POOLS",
     "Head",
     "JointModel",
@@ -238,15 +241,11 @@ class JointModel(nn.Module):
         vectors = self.text.embed(list(texts), batch_size=batch_size)
         return F.normalize(self.text_head(vectors).float(), dim=-1)
 
-    @torch.inference_mode()
-    def embed_audio(
-        self,
-        waves: Sequence[torch.Tensor | np.ndarray],
-        sample_rate: int | None = None,
-        batch_size: int = 8,
-    ) -> torch.Tensor:
-        """``(B, dim)`` L2-normalised joint vectors of clips of any length (``(S,)`` mono, or
-        ``(C, S)`` for a multichannel model) at ``sample_rate`` (default: the model's)."""
+    def _chunk_vectors(
+        self, waves: Sequence[torch.Tensor | np.ndarray], sample_rate: int | None, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every clip cut into equal chunks of at most ``chunk_s``: the chunks' ``(P, W)`` pooled
+        vectors, their ``(P,)`` lengths in samples and ``(P,)`` owning clip (clip-major)."""
         rate, frontend = self.sample_rate, self.audio.frontend
         pieces: list[torch.Tensor] = []
         owner: list[int] = []
@@ -263,8 +262,6 @@ class JointModel(nn.Module):
                     torch.from_numpy(np.ascontiguousarray(x[..., k * size : (k + 1) * size]))
                 )
                 owner.append(i)
-        if not pieces:
-            return torch.zeros(0, self.dim)
         device = next(self.audio.parameters()).device
         pooled, weights = [], []
         for lo in range(0, len(pieces), batch_size):
@@ -272,11 +269,58 @@ class JointModel(nn.Module):
             batch = AudioBatch(batch.waveform.to(device), batch.lengths.to(device), rate)
             pooled.append(pool_tokens(self.audio(batch), self.pool).float().cpu())
             weights.append(batch.lengths.float().cpu())
-        vectors, weight = torch.cat(pooled), torch.cat(weights)
-        index = torch.tensor(owner)
-        total = torch.zeros(len(waves), vectors.shape[1]).index_add_(
-            0, index, vectors * weight[:, None]
-        )
-        norm = torch.zeros(len(waves)).index_add_(0, index, weight)
+        return torch.cat(pooled), torch.cat(weights), torch.tensor(owner)
+
+    @torch.inference_mode()
+    def embed_audio(
+        self,
+        waves: Sequence[torch.Tensor | np.ndarray],
+        sample_rate: int | None = None,
+        batch_size: int = 8,
+    ) -> torch.Tensor:
+        """``(B, dim)`` L2-normalised joint vectors of clips of any length (``(S,)`` mono, or
+        ``(C, S)`` for a multichannel model) at ``sample_rate`` (default: the model's)."""
+        if not waves:
+            return torch.zeros(0, self.dim)
+        vectors, weight, index = self._chunk_vectors(waves, sample_rate, batch_size)
+        return self._clip_vectors(vectors, weight, index, len(waves))
+
+    def _clip_vectors(
+        self, vectors: torch.Tensor, weight: torch.Tensor, index: torch.Tensor, clips: int
+    ) -> torch.Tensor:
+        """``(clips, dim)``: the audio head of each clip's length-weighted mean chunk vector."""
+        total = torch.zeros(clips, vectors.shape[1]).index_add_(0, index, vectors * weight[:, None])
+        norm = torch.zeros(clips).index_add_(0, index, weight)
+        device = next(self.audio.parameters()).device
         clip = (total / norm[:, None]).to(device)
         return F.normalize(self.audio_head(clip).float(), dim=-1).cpu()
+
+    @torch.inference_mode()
+    def embed_audio_chunks(
+        self,
+        waves: Sequence[torch.Tensor | np.ndarray],
+        sample_rate: int | None = None,
+        batch_size: int = 8,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each clip's chunk embeddings, for a text-conditioned fusion (``collap``): ``(B, K,
+        dim)`` L2-normalised audio-head vectors of the chunks :meth:`embed_audio` averages (``K``
+        the most chunks of a clip; rows past a clip's own chunks are 0), the ``(B, K)`` bool of
+        real chunks, and :meth:`embed_audio`'s ``(B, dim)`` vectors (computed from the same
+        chunks)."""
+        if not waves:
+            return (
+                torch.zeros(0, 1, self.dim),
+                torch.zeros(0, 1, dtype=torch.bool),
+                torch.zeros(0, self.dim),
+            )
+        vectors, weight, index = self._chunk_vectors(waves, sample_rate, batch_size)
+        glob = self._clip_vectors(vectors, weight, index, len(waves))
+        device = next(self.audio.parameters()).device
+        chunks = F.normalize(self.audio_head(vectors.to(device)).float(), dim=-1).cpu()
+        counts = torch.bincount(index, minlength=len(waves))
+        position = torch.arange(len(index)) - (torch.cumsum(counts, 0) - counts)[index]
+        out = torch.zeros(len(waves), int(counts.max()), chunks.shape[1])
+        valid = torch.zeros(len(waves), int(counts.max()), dtype=torch.bool)
+        out[index, position] = chunks
+        valid[index, position] = True
+        return out, valid, glob

@@ -64,7 +64,17 @@ def read_yaml(text: str) -> Any:
 
 @dataclass
 class ModelSection:
-    """What to build: encoder size and frontend (the fields of :class:`echoic.checkpoint.ModelConfig`)."""
+    """What to build: encoder size and frontend (the fields of :class:`echoic.checkpoint.ModelConfig`).
+
+    init: an echoic model directory or registered name (``echoic-tiny``) whose encoder weights
+        start the encoder instead of a random initialisation; its encoder must have this
+        section's architecture and its frontend this section's frontend and settings
+        (normalisation statistics included), else a :class:`~echoic.errors.ConfigError` names
+        what differs. Empty: random initialisation.
+    freeze_encoder: the encoder takes no gradients and stays in eval mode (its weights are
+        exported unchanged): train only an objective's heads on a pretrained tower (with
+        ``init``), e.g. an audio–text objective on a frozen audio encoder, as CoLLAP does.
+    """
 
     encoder: str = "vit_base"
     encoder_config: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +83,8 @@ class ModelSection:
     name: str = ""
     licence: str = ""
     embed: dict[str, Any] = field(default_factory=dict)  # recommended EmbedConfig of the export
+    init: str = ""
+    freeze_encoder: bool = False
 
 
 @dataclass

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
+from echoic.cards import load
 from echoic.checkpoint import EchoicModel, ModelConfig
 from echoic.config import to_dict
 from echoic.errors import ConfigError
@@ -43,6 +44,7 @@ __all__ = [
     "PretrainModule",
     "build_model_config",
     "cosine_with_warmup",
+    "init_encoder",
     "parameter_groups",
     "single_vector_names",
     "trim_step_log",
@@ -67,6 +69,39 @@ def build_model_config(config: PretrainConfig) -> ModelConfig:
         objective=config.objective.name,
         embed=embed,
     )
+
+
+def init_encoder(model: EchoicModel, name_or_dir: str) -> None:
+    """Load the encoder weights of model ``name_or_dir`` (a directory or registered name) into
+    ``model``'s encoder (``model.init``); the two must share the encoder architecture and the
+    frontend with its settings."""
+    given = load(name_or_dir)
+    where = f"model.init {name_or_dir!r}"
+    if not isinstance(given, EchoicModel):
+        raise ConfigError(
+            f"{where} is a {type(given).__name__}, not an echoic model; use an echoic model "
+            "directory or a registered echoic name."
+        )
+    ours, theirs = model.config, given.config
+    if (ours.frontend, ours.frontend_config) != (theirs.frontend, theirs.frontend_config):
+        differ = sorted(
+            k
+            for k in set(ours.frontend_config) | set(theirs.frontend_config)
+            if ours.frontend_config.get(k) != theirs.frontend_config.get(k)
+        )
+        raise ConfigError(
+            f"{where} reads other features than this recipe: frontend {theirs.frontend!r} vs "
+            f"{ours.frontend!r}, settings that differ: {differ}. Copy its model section "
+            f"(frontend, frontend_config) into the recipe."
+        )
+    mine, state = model.encoder.state_dict(), given.encoder.state_dict()
+    if mine.keys() != state.keys() or any(mine[k].shape != state[k].shape for k in mine):
+        raise ConfigError(
+            f"{where} has another encoder than this recipe's ({theirs.encoder} "
+            f"{theirs.encoder_config} vs {ours.encoder} {ours.encoder_config}); copy its model "
+            "section (encoder, encoder_config) into the recipe."
+        )
+    model.encoder.load_state_dict(state)
 
 
 def cosine_with_warmup(warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
@@ -156,11 +191,16 @@ class PretrainModule(L.LightningModule):
         super().__init__()
         self.config = config
         model = EchoicModel(build_model_config(config))
+        if config.model.init:  # before the objective copies the encoder (EMA teachers)
+            init_encoder(model, config.model.init)
         self.model_config: ModelConfig = model.config
         self.frontend = model.frontend
         self.objective = build_objective(
             config.objective.name, model.encoder, config.objective.config
         )
+        if config.model.freeze_encoder:
+            self.objective.encoder.requires_grad_(False)
+            self.objective.encoder.eval()
         if config.data.views < self.objective.min_views:
             raise ConfigError(
                 f"objective {config.objective.name!r} needs at least {self.objective.min_views} "
@@ -188,6 +228,12 @@ class PretrainModule(L.LightningModule):
         self._rng_to_restore: dict[str, Any] | None = None
         self._window: list[float] = []
         self._started = time.perf_counter()
+
+    def train(self, mode: bool = True) -> PretrainModule:
+        super().train(mode)
+        if self.config.model.freeze_encoder:
+            self.objective.encoder.eval()  # a frozen encoder never uses dropout / drop-path
+        return self
 
     # ----------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:

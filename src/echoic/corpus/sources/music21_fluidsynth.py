@@ -7,6 +7,11 @@ the first :data:`MAX_PIECE_S` seconds are rendered at 16 kHz with the FluidR3 GM
 The soundfont_instrument task's test soundfont (TimGM6mb) is never used. Needs the optional
 ``music21`` package (``pip install 'echoic[corpus]'``) and Debian ``fluidsynth`` +
 ``fluid-soundfont-gm``.
+
+The draws of a piece (:func:`draw_recipe`: tempo, a program per part, reverb, peak, in that order)
+and the render of a parsed score (:func:`render_score`) are also what ``music21_captions`` uses
+for its longer, captioned renders; :func:`render_piece` composes them exactly as before, so this
+source's files (echoic-tiny's corpus) do not change.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +48,43 @@ def _rng(key: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def render_piece(path: str, key: str, seed: int) -> tuple[np.ndarray, int]:
-    """Parse, re-orchestrate and render the first :data:`MAX_PIECE_S` s of one score."""
-    from music21 import converter, instrument, stream, tempo
+@dataclass(frozen=True)
+class Recipe:
+    """The draws of one render: tempo (bpm), one melodic GM program per part, reverb on or off,
+    and the peak the render is normalised to."""
 
+    bpm: int
+    programs: tuple[int, ...]
+    reverb: bool
+    peak: float
+
+
+def draw_recipe(key: str, seed: int, parts: int) -> Recipe:
+    """The seeded draws of piece ``key`` with ``parts`` parts, in the order :func:`render_piece`
+    has always made them (tempo, a program per part, reverb, peak)."""
     rng = _rng(key, seed)
-    score: Any = converter.parse(path)
     bpm = int(rng.integers(60, 141))
-    quarters = bpm / 60.0 * MAX_PIECE_S
+    programs = tuple(int(rng.choice(MELODIC_PROGRAMS)) for _ in range(parts))
+    reverb = bool(rng.random() < 0.5)
+    peak = float(rng.uniform(0.3, 0.9))
+    return Recipe(bpm, programs, reverb, peak)
+
+
+def render_score(
+    score: Any, key: str, recipe: Recipe, max_s: float = MAX_PIECE_S
+) -> tuple[np.ndarray, int]:
+    """Re-orchestrate a parsed score with ``recipe`` and render its first ``max_s`` seconds."""
+    from music21 import instrument, stream, tempo
+
+    bpm = recipe.bpm
+    quarters = bpm / 60.0 * max_s
     # Rebuild each part from its notes and rests only (old instruments and tempi dropped), up to
-    # the quarter-note offset of MAX_PIECE_S at the new tempo, so fluidsynth renders no more.
+    # the quarter-note offset of max_s at the new tempo, so fluidsynth renders no more.
     out = stream.Score()
-    for part in score.parts:
+    for part, program in zip(score.parts, recipe.programs, strict=True):
         new = stream.Part()
         inst = instrument.Instrument()
-        inst.midiProgram = int(rng.choice(MELODIC_PROGRAMS))
+        inst.midiProgram = program
         new.insert(0, inst)
         new.insert(0, tempo.MetronomeMark(number=bpm))
         for element in part.flatten().notes:
@@ -64,23 +92,28 @@ def render_piece(path: str, key: str, seed: int) -> tuple[np.ndarray, int]:
             if element.offset < quarters and element.quarterLength > 0:
                 new.insert(element.offset, element)
         out.insert(0, new)
-    score = out
-    reverb = bool(rng.random() < 0.5)
-    peak = float(rng.uniform(0.3, 0.9))
     with tempfile.TemporaryDirectory(prefix="echoic-music21-") as tmp:
         mid = Path(tmp) / "piece.mid"
-        score.write("midi", fp=str(mid))
+        out.write("midi", fp=str(mid))
         midi = mid.read_bytes()
     try:
         mono = render_midi_mono(
-            midi, str(FLUIDR3), RATE, key, reverb=reverb, timeout_s=RENDER_TIMEOUT_S
-        )[: int(MAX_PIECE_S * RATE)]
+            midi, str(FLUIDR3), RATE, key, reverb=recipe.reverb, timeout_s=RENDER_TIMEOUT_S
+        )[: int(max_s * RATE)]
     except TaskDataError as exc:
         raise CorpusError(str(exc)) from exc
     top = float(np.max(np.abs(mono))) if mono.size else 0.0
     if top < 1e-4:
         raise CorpusError(f"{key}: rendered silence (peak {top:.1e})")
-    return (mono * (peak / top)).astype(np.float32), RATE
+    return (mono * (recipe.peak / top)).astype(np.float32), RATE
+
+
+def render_piece(path: str, key: str, seed: int) -> tuple[np.ndarray, int]:
+    """Parse, re-orchestrate and render the first :data:`MAX_PIECE_S` s of one score."""
+    from music21 import converter
+
+    score: Any = converter.parse(path)
+    return render_score(score, key, draw_recipe(key, seed, len(score.parts)))
 
 
 @SOURCES.register("music21")
