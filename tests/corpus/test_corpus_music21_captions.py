@@ -21,7 +21,13 @@ from echoic.corpus.sources.music21_captions import (
     piece_captions,
     tempo_word,
 )
-from echoic.corpus.sources.music21_fluidsynth import MELODIC_PROGRAMS, Recipe, _rng, draw_recipe
+from echoic.corpus.sources.music21_fluidsynth import (
+    COMPOSERS,
+    MELODIC_PROGRAMS,
+    Recipe,
+    _rng,
+    draw_recipe,
+)
 from echoic.data.captions import Caption, in_heldout, read_captions
 from echoic.tasks.soundfont import FLUIDR3
 
@@ -97,6 +103,16 @@ def test_pieces_take_composers_in_turn_one_score_file_each(tmp_path: Path) -> No
     again = Music21Captions().pieces(CorpusContext(tmp_path))
     assert again == pieces  # seeded
     assert Music21Captions().pieces(CorpusContext(tmp_path, seed=1)) != pieces
+
+
+def test_the_sheet_tasks_held_out_composers_are_never_rendered() -> None:
+    # sheet_snippets holds out Mozart and Haydn (test) and the Schumanns (valid): their scores
+    # would be the task's held-out music (the leakage check flagged 18 renders by origin)
+    assert {"mozart", "haydn"} <= set(COMPOSERS)
+    assert not {"mozart", "haydn", "schumann_robert", "schumann_clara"} & set(
+        Music21Captions.composers
+    )
+    assert "bach" in Music21Captions.composers
 
 
 @SOURCES.register("test_music21_captions")
