@@ -31,13 +31,13 @@ import argparse
 import json
 import resource
 import shlex
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from _table import cell
 from echoic.cards import load
 from echoic.corpus import CorpusContext, build_corpus
 from echoic.data.captions import read_captions
@@ -168,12 +168,6 @@ def chance(corpus: Path, draws: int = 200) -> dict[str, float]:
             for name, value in ranking_scores(s, rel).items():
                 totals.setdefault(f"{direction}_{name}", []).append(value)
     return {k: float(np.mean(v)) for k, v in totals.items()}
-
-
-def cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 import torch
 
+from _table import cell
 from echoic.evaluate.sheet_retrieval import chance_levels, sheet_retrieval
 from echoic.objectives.sheet import SheetModel, SheetModelConfig
 from echoic.tasks.paths import default_data_dir
@@ -121,12 +121,6 @@ def run_one(condition: str, seed: int, folder: Path, args: argparse.Namespace) -
     args.work.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
     return record
-
-
-def cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main() -> None:

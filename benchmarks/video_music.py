@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from _table import cell
 from echoic.evaluate.video_music import alpha_sweep, chance_agreement, prompt_sweep
 from echoic.objectives.video_music import (
     SemiSupervisedModel,
@@ -274,12 +274,6 @@ def run_one(
     args.work.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
     return record
-
-
-def cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main() -> None:
