@@ -15,13 +15,12 @@ the notes, so a rebuild of a piece gives the same clips.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
 import numpy as np
 
 from echoic.tasks.base import TaskDataError, fit_length, n_samples
-from echoic.tasks.soundfont import FLUIDR3, render_midi_mono
+from echoic.tasks.soundfont import FLUIDR3, midi_file, render_midi_mono
 
 TEMPO_BPM = 100.0
 SECONDS_PER_QUARTER = 60.0 / TEMPO_BPM
@@ -34,15 +33,6 @@ MAX_CHANNELS = 9  # channels 0-8: channel 9 is GM percussion
 
 SnippetNotes = Sequence[tuple[int, int, float, float]]
 """One snippet's notes: ``(channel, MIDI pitch, onset s, end s)``, times from its start."""
-
-
-def _vlq(n: int) -> bytes:
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    return bytes(reversed(out))
 
 
 def _merged(notes: SnippetNotes) -> list[tuple[int, int, int, int]]:
@@ -91,12 +81,7 @@ def midi_bytes(snippets: Sequence[tuple[float, SnippetNotes]]) -> bytes:
             ]
     events.append((len(snippets) * slot, 9, b"\xff\x2f\x00"))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
-    track, last = b"", 0
-    for tick, _, data in events:
-        track += _vlq(tick - last) + data
-        last = tick
-    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480)
-    return header + b"MTrk" + struct.pack(">I", len(track)) + track
+    return midi_file([(tick, data) for tick, _, data in events])
 
 
 def render_snippets(

@@ -189,6 +189,12 @@ def midi_bytes(notes: Sequence[Note]) -> bytes:
             (t + cut, bytes([0xB0, 120, 0])),  # all sound off
         ]
     events.append((len(notes) * slot, b"\xff\x2f\x00"))
+    return midi_file(events)
+
+
+def midi_file(events: Sequence[tuple[int, bytes]]) -> bytes:
+    """A format-0 standard MIDI file (480 ticks per beat) of ``(tick, event bytes)`` in time order,
+    end-of-track included; ticks become variable-length delta times."""
     track, last = b"", 0
     for tick, data in events:
         track += _vlq(tick - last) + data
