@@ -39,7 +39,14 @@ Scorer = Callable[[np.ndarray], tuple[np.ndarray, list[Any]]]
 DEFAULT_L2_PATH = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)
 """Regularisation strengths tried, strongest first (standardised features, mean loss)."""
 
-__all__ = ["DEFAULT_L2_PATH", "LinearFit", "fit_linear", "solve_logistic"]
+__all__ = [
+    "DEFAULT_L2_PATH",
+    "LinearFit",
+    "Preconditioner",
+    "fit_linear",
+    "preconditioner",
+    "solve_logistic",
+]
 
 
 @dataclass
@@ -89,6 +96,49 @@ def _objective(
     return data + 0.5 * l2 * (w * w).sum()
 
 
+@dataclass
+class Preconditioner:
+    """A change of variables that makes each label's L-BFGS problem nearly isotropic.
+
+    The data term's Hessian for label ``c`` is about ``a_c · Σ`` (``Σ`` the rows' second moment,
+    ``a_c = π_c (1 − π_c)`` from the label's frequency ``π_c``), the penalty's ``λ I``. Writing
+    ``W[:, c] = V (s_c ⊙ u_c)`` with ``Σ = V diag(e) Vᵀ`` and ``s_c = (a_c e + λ)^(-1/2)`` (and
+    ``b_c = β_c / √a_c``) turns that Hessian into about the identity, so L-BFGS needs far fewer
+    iterations where weak regularisation leaves the problem ill-conditioned. It is only a
+    reparametrisation: the objective, and so its unique minimiser, are those of ``(W, b)``.
+    """
+
+    basis: torch.Tensor  # (D, D) eigenvectors of the rows' second moment
+    eigenvalues: torch.Tensor  # (D,)
+    curvature: torch.Tensor  # (C,) a_c
+
+    def scales(self, l2: float) -> torch.Tensor:
+        """``(D, C)`` the per-direction, per-label scales ``s`` for strength ``l2``."""
+        curvature = self.eigenvalues[:, None] * self.curvature[None, :] + l2
+        return curvature.clamp_min(1e-12).rsqrt()
+
+
+def preconditioner(x: Rows, y: torch.Tensor, n_labels: int, multilabel: bool,
+                   max_rows: int = 32768) -> Preconditioner:  # fmt: skip
+    """The :class:`Preconditioner` of training rows ``x`` (the second moment from at most
+    ``max_rows`` evenly spaced rows: an estimate is enough, any invertible change of variables
+    leaves the solution as it is) and targets ``y``."""
+    n = x.shape[0]
+    rows = torch.linspace(0, n - 1, min(n, max_rows), device=x.device).long()
+    sample = x[rows].dense() if isinstance(x, InterpolatedRows) else x[rows]
+    sample = sample.to(torch.float64)
+    eigenvalues, basis = torch.linalg.eigh(sample.T @ sample / len(rows))
+    if multilabel:
+        prior = y.to(torch.float64).mean(0)
+    else:
+        prior = torch.bincount(y, minlength=n_labels).to(torch.float64) / n
+    prior = prior.clamp(1.0 / n, 0.5)
+    dtype = x.native.dtype if isinstance(x, InterpolatedRows) else x.dtype
+    return Preconditioner(
+        basis.to(dtype), eigenvalues.clamp_min(0).to(dtype), (prior * (1 - prior)).to(dtype)
+    )
+
+
 def solve_logistic(
     x: Rows,
     y: torch.Tensor,
@@ -98,23 +148,36 @@ def solve_logistic(
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     max_iter: int = 500,
     tolerance: float = 1e-6,
+    precondition: Preconditioner | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Minimise the module's objective for one ``l2``; returns ``(weight, bias, iterations)``.
 
     x: ``(N, D)`` float32 (or compacted :class:`InterpolatedRows`); y: ``(N,)`` int64 class
-    indices or ``(N, C)`` float32 multi-hot.
+    indices or ``(N, C)`` float32 multi-hot. ``precondition``: solve in the variables of a
+    :class:`Preconditioner` (same minimiser, fewer iterations).
     """
     d = x.shape[1]
     dtype = x.native.dtype if isinstance(x, InterpolatedRows) else x.dtype
-    if init is None:
-        w = torch.zeros(d, n_labels, dtype=dtype, device=x.device)
-        b = torch.zeros(n_labels, dtype=dtype, device=x.device)
+    w0 = torch.zeros(d, n_labels, dtype=dtype, device=x.device)
+    b0 = torch.zeros(n_labels, dtype=dtype, device=x.device)
+    if init is not None:
+        w0, b0 = init[0].clone(), init[1].clone()
+    if precondition is None:
+        u, beta = w0, b0
     else:
-        w, b = init[0].clone(), init[1].clone()
-    w.requires_grad_(True)
-    b.requires_grad_(True)
+        scales = precondition.scales(l2)
+        root = precondition.curvature.sqrt()
+        u, beta = (precondition.basis.T @ w0) / scales, b0 * root
+
+    def weights() -> tuple[torch.Tensor, torch.Tensor]:
+        if precondition is None:
+            return u, beta
+        return precondition.basis @ (scales * u), beta / root
+
+    u.requires_grad_(True)
+    beta.requires_grad_(True)
     optimiser = torch.optim.LBFGS(
-        [w, b],
+        [u, beta],
         lr=1.0,
         max_iter=max_iter,
         tolerance_grad=tolerance,
@@ -125,6 +188,7 @@ def solve_logistic(
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
+        w, b = weights()
         loss = _objective(x, y, w, b, l2, multilabel)
         loss.backward()
         return loss
@@ -132,6 +196,8 @@ def solve_logistic(
     with torch.enable_grad():
         optimiser.step(closure)
     iterations = int(optimiser.state[optimiser._params[0]].get("n_iter", 0))
+    with torch.no_grad():
+        w, b = weights()
     return w.detach(), b.detach(), iterations
 
 
@@ -147,10 +213,11 @@ def fit_linear(
     device: str = "cpu",
     patience: int = 2,
     max_iter: int = 200,
+    precondition: bool = True,
 ) -> LinearFit:
     """Fit the probe along ``l2_path`` and keep the strength with the best validation score
     (stopping after ``patience`` strengths without a better one; ``max_iter`` L-BFGS iterations
-    per strength).
+    per strength; ``precondition``: solve in :class:`Preconditioner` variables).
 
     ``y_train``: ``(N,)`` class indices (multiclass) or ``(N, C)`` multi-hot (multilabel).
     ``score_valid``: ``(G, N_valid, C)`` probabilities → ``(G,)`` primary scores and extras.
@@ -172,8 +239,11 @@ def fit_linear(
     best: tuple[float, int, torch.Tensor, torch.Tensor, Any] | None = None
     path: list[dict[str, float]] = []
     init: tuple[torch.Tensor, torch.Tensor] | None = None
+    change = preconditioner(x, y, n_labels, multilabel) if precondition else None
     for k, l2 in enumerate(strengths):
-        w, b, n_iter = solve_logistic(x, y, n_labels, float(l2), multilabel, init, max_iter)
+        w, b, n_iter = solve_logistic(
+            x, y, n_labels, float(l2), multilabel, init, max_iter, precondition=change
+        )
         init = (w, b)
         with torch.no_grad():
             logits = xv @ w + b
