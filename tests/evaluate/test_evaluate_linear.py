@@ -91,6 +91,24 @@ def test_preconditioning_gets_closer_to_the_minimum_in_as_many_iterations() -> N
     assert 0 <= gap[True] < 0.5 * gap[False], gap
 
 
+@pytest.mark.parametrize(("rows", "expected"), [(100, False), (200, True)])
+def test_preconditioning_by_default_only_with_enough_rows_per_dimension(
+    rows: int, expected: bool
+) -> None:
+    """Few rows per dimension: the change of variables costs more than it saves, so the default
+    solves plainly (50 dims: 200 rows is the threshold, PRECONDITION_ROWS_PER_DIM = 4)."""
+    x, y = blobs(rows + 100, d=50)
+    x, xv = x[:rows].astype(np.float32), x[rows:].astype(np.float32)
+
+    def flat(p: np.ndarray) -> tuple[np.ndarray, list[None]]:
+        return np.ones(len(p)), [None] * len(p)
+
+    fits = [fit_linear(x, y[:rows], xv, flat, "top1_acc", 4, False, l2_path=(1e-2,),
+                       precondition=flag) for flag in (None, expected, not expected)]  # fmt: skip
+    assert torch.equal(fits[0].weight, fits[1].weight)
+    assert not torch.equal(fits[0].weight, fits[2].weight)
+
+
 def test_strength_is_chosen_on_validation_strongest_on_ties() -> None:
     x, y = blobs(400)
 
