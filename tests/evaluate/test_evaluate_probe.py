@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from echoic.evaluate.fit import FitConfig, fit_probes
+from echoic.evaluate.knn import knn_probabilities
 from echoic.evaluate.metrics import top1_acc_batched
 from echoic.evaluate.mlp import ProbeSpec
-from echoic.evaluate.probes import ProbeConfig, hear_grid, knn_probabilities
+from echoic.evaluate.probes import ProbeConfig, hear_grid
 
 C, D = 6, 24
 

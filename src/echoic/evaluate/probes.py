@@ -37,6 +37,7 @@ import torch
 from echoic.evaluate.cache import TaskEmbeddings
 from echoic.evaluate.data import Scorer, SplitSet, gather
 from echoic.evaluate.fit import FitConfig, fit_probes
+from echoic.evaluate.knn import SplitNeighbours
 from echoic.evaluate.linear import DEFAULT_L2_PATH, fit_linear
 from echoic.evaluate.metrics import MINIMISED, report_metrics
 from echoic.evaluate.mlp import ProbeSpec
@@ -411,11 +412,17 @@ def _knn_probe(
     outcome: ProbeOutcome,
 ) -> None:
     """Deterministic and quick: one run per fold, no units."""
+    search = SplitNeighbours(emb, config.knn_k)  # a pair of splits is searched once
+    temperature = config.knn_temperature
     for f, plan in enumerate(plans):
         train, valid, test = (gather(task, emb, s) for s in (plan.train, plan.valid, plan.test))
         valid_scorer = Scorer(task, valid, metrics)
         test_scorer = Scorer(task, test, metrics)
-        probs, pp = _knn(train, valid, test, valid_scorer, config)
+        probs = search.probabilities(plan.test, plan.train, train.targets, temperature)
+        pp = None
+        if valid_scorer.is_event:  # post-processing chosen on validation, as for the MLP probes
+            valid_probs = search.probabilities(plan.valid, plan.train, train.targets, temperature)
+            _, pp = valid_scorer.choose_postprocessing(valid_probs)
         _record(outcome, plan, f, 0, test_scorer, probs, pp, {})
     outcome.hparams = {"k": config.knn_k, "temperature": config.knn_temperature}
 
@@ -525,36 +532,3 @@ def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _scale(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
-
-
-def knn_probabilities(
-    train_x: np.ndarray, train_targets: np.ndarray, query: np.ndarray, k: int, temperature: float
-) -> np.ndarray:
-    """``(Q, C)`` weighted-vote probabilities of ``query`` ``(Q, D)`` from ``train_x`` ``(N, D)``."""
-    t = torch.nn.functional.normalize(torch.as_tensor(train_x, dtype=torch.float32), dim=1)
-    y = torch.as_tensor(train_targets, dtype=torch.float32)
-    k = min(k, t.shape[0])
-    out = []
-    with torch.no_grad():
-        for lo in range(0, query.shape[0], 2048):
-            q = torch.nn.functional.normalize(
-                torch.as_tensor(query[lo : lo + 2048], dtype=torch.float32), dim=1
-            )
-            sim, idx = (q @ t.T).topk(k, dim=1)
-            w = torch.exp((sim - sim[:, :1]) / temperature)  # shift for stability; ratios equal
-            votes = torch.einsum("qk,qkc->qc", w, y[idx])
-            out.append(votes / w.sum(1, keepdim=True))
-    return torch.cat(out).numpy() if out else np.zeros((0, y.shape[1]), np.float32)
-
-
-def _knn(
-    train: SplitSet, valid: SplitSet, test: SplitSet, valid_scorer: Scorer, config: ProbeConfig
-) -> tuple[np.ndarray, Any]:
-    k, temp = config.knn_k, config.knn_temperature
-    probs = knn_probabilities(train.x, train.targets, test.x, k, temp)
-    pp = None
-    if valid_scorer.is_event:  # post-processing chosen on validation, as for the MLP probes
-        _, pp = valid_scorer.choose_postprocessing(
-            knn_probabilities(train.x, train.targets, valid.x, k, temp)
-        )
-    return probs, pp
