@@ -13,20 +13,14 @@ CPU seconds, the ratio, the searches made and how far the probabilities are apar
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
 
-from echoic.embed.embedder import Embedder
-from echoic.embed.precision import cpu_flags, cpu_model
-from echoic.evaluate.cache import embed_task
+from _cached_task import load, parser
 from echoic.evaluate.data import gather
 from echoic.evaluate.knn import SplitNeighbours, knn_probabilities
-from echoic.evaluate.task import load_task
 
 K, TEMPERATURE = 10, 0.07
 
@@ -50,18 +44,8 @@ def pairs(task, emb) -> tuple[list[np.ndarray], int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="echoic-tiny")
-    parser.add_argument("--task", default="tasks/esc50_scenes-v1.0.0-full")
-    parser.add_argument("--cache", default="results/methods/cache")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})
-    print(f"CPU: {cpu_model()}; flags: {' '.join(flags)}; {torch.get_num_threads()} thread(s)")
-    task = load_task(args.task)
-    emb = embed_task(Embedder(args.model), task, Path(args.cache), progress=False)
+    args = parser(__doc__.splitlines()[0], rounds=2).parse_args()
+    task, emb = load(args)
     rows = {s: e.x.shape for s, e in emb.splits.items()}
     print(f"{args.model} on {task.name}: {len(task.fold_plans())} fold plans, splits {rows}")
     seconds: dict[str, list[float]] = {"per plan": [], "split pairs": []}

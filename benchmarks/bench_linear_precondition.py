@@ -16,39 +16,24 @@ Run (a task folder from ``echoic tasks build``, a model directory or card name):
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from echoic.embed.embedder import Embedder
-from echoic.embed.precision import cpu_flags, cpu_model
-from echoic.evaluate.cache import embed_task
+from _cached_task import load, parser
 from echoic.evaluate.data import Scorer, gather
 from echoic.evaluate.linear import _objective, fit_linear, preconditioner, solve_logistic
 from echoic.evaluate.metrics import report_metrics
 from echoic.evaluate.probes import _moments, _scale
-from echoic.evaluate.task import load_task
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="echoic-tiny")
-    parser.add_argument("--task", default="tasks/esc50_scenes-v1.0.0-full")
-    parser.add_argument("--fold", type=int, default=0)
-    parser.add_argument("--cache", default="results/methods/cache")
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})
-    print(f"CPU: {cpu_model()}; flags: {' '.join(flags)}; {torch.get_num_threads()} thread(s)")
-
-    task = load_task(args.task)
-    emb = embed_task(Embedder(args.model), task, Path(args.cache), progress=False)
+    p = parser(__doc__.splitlines()[0], rounds=1)
+    p.add_argument("--fold", type=int, default=0)
+    args = p.parse_args()
+    task, emb = load(args)
     plan = task.fold_plans()[args.fold]
     train, valid, test = (gather(task, emb, s) for s in (plan.train, plan.valid, plan.test))
     metrics = report_metrics(task.metrics, task.prediction_type, task.is_event)
