@@ -16,6 +16,18 @@ SR = 16000
 FREQS = {"low": 500.0, "mid": 2500.0, "high": 5500.0}  # distinct 1-kHz bands
 
 
+def write_caption_corpus(root: Path, heldout: list[str], captions: list[str]) -> Path:
+    """A captioned corpus at ``root`` (echoic.data.captions' layout): an empty train manifest,
+    ``heldout`` manifest rows and ``captions`` rows (each a CSV line with its newline)."""
+    head = "file,source,duration_s,sample_rate,sha256,origin\n"
+    (root / "manifest.csv").write_text(head)
+    (root / "heldout.csv").write_text(head + "".join(heldout))
+    (root / "captions.csv").write_text(
+        "file,source,split,group,caption,caption_lang,caption_kind\n" + "".join(captions)
+    )
+    return root
+
+
 def write_task(
     root: Path,
     name: str,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from evaluate_helpers import write_caption_corpus
 from safetensors.torch import save_file
 
 from echoic.checkpoint import EchoicModel, ModelConfig, save
@@ -85,13 +86,7 @@ def corpus(tmp_path: Path) -> Path:
         sf.write(root / f"h{i}.wav", tone(seconds, hz), SR)
         rows.append(f"h{i}.wav,tones,{seconds},{SR},,test\n")
         captions.append(f"h{i}.wav,tones,heldout,g{i},{text},en,generated\n")
-    head = "file,source,duration_s,sample_rate,sha256,origin\n"
-    (root / "manifest.csv").write_text(head)
-    (root / "heldout.csv").write_text(head + "".join(rows))
-    (root / "captions.csv").write_text(
-        "file,source,split,group,caption,caption_lang,caption_kind\n" + "".join(captions)
-    )
-    return root
+    return write_caption_corpus(root, rows, captions)
 
 
 def test_textretrieval_fusion_scores_the_fused_chunks_by_hand(

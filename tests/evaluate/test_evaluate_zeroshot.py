@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from evaluate_helpers import FREQS, SR
+from evaluate_helpers import FREQS, SR, write_caption_corpus
 
 from echoic.errors import ConfigError
 from echoic.evaluate import EvalConfig, ProbeConfig, evaluate
@@ -141,13 +141,7 @@ def heldout_corpus(tmp_path: Path) -> Path:
         rows.append(f"h{i}.wav,tones,1.0,{SR},,test\n")
         captions.append(f"h{i}.wav,tones,heldout,g{i},a {band} tone,en,generated\n")
         captions.append(f"h{i}.wav,tones,heldout,g{i},un son {band},fr,human\n")
-    head = "file,source,duration_s,sample_rate,sha256,origin\n"
-    (root / "manifest.csv").write_text(head)
-    (root / "heldout.csv").write_text(head + "".join(rows))
-    (root / "captions.csv").write_text(
-        "file,source,split,group,caption,caption_lang,caption_kind\n" + "".join(captions)
-    )
-    return root
+    return write_caption_corpus(root, rows, captions)
 
 
 def test_caption_sets_join_identical_texts_and_filter_languages(heldout_corpus: Path) -> None:
