@@ -87,8 +87,9 @@ def test_one_name_space_for_every_kind(monkeypatch):
 
 
 def test_default_card_is_the_bundled_model():
-    default, tiny = CARDS.get("echoic-default"), CARDS.get("echoic-tiny")
-    assert default.origin == tiny.origin and default.embedding_size == tiny.embedding_size == 1536
+    default, small = CARDS.get("echoic-default"), CARDS.get("echoic-small")
+    assert default.origin == small.origin and default.embedding_size == small.embedding_size == 2048
+    assert CARDS.get("echoic-tiny").embedding_size == 1536  # still bundled, by name
     assert "default" in default.notes
     untrained = CARDS.get("echoic-untrained-tiny")
     assert untrained.embedding_size == 192 and "UNTRAINED" in untrained.notes

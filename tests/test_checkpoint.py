@@ -82,24 +82,28 @@ def test_untrained_tiny_is_labelled_and_deterministic():
         assert ka == kb and torch.equal(va, vb)
 
 
-def test_default_model_is_the_bundled_trained_echoic_tiny():
+def test_default_model_is_the_bundled_trained_echoic_small():
     from echoic.checkpoint import BUNDLED_DIR
 
-    bundled = BUNDLED_DIR / "echoic-tiny"
-    weights = bundled / "model.safetensors"
-    assert weights.is_file() and weights.stat().st_size <= 25 * 2**20  # ships inside the package
-    default, tiny = load("echoic-default"), load("echoic-tiny")
-    assert "echoic-default" in echoic.list_models() and "echoic-tiny" in echoic.list_models()
+    for name in ("echoic-tiny", "echoic-small"):
+        weights = BUNDLED_DIR / name / "model.safetensors"
+        assert weights.is_file() and weights.stat().st_size <= 25 * 2**20  # inside the package
+        assert name in echoic.list_models()
+    default, small = load("echoic-default"), load("echoic-small")
+    assert "echoic-default" in echoic.list_models()
     assert not default.config.untrained and "UNTRAINED" not in default.label
-    assert default.config.name == "echoic-tiny" and default.config.objective == "eat"
-    assert default.config.data_hash and default.config.step > 0
-    embed = {"layer": -1, "freq_pool": "concat", "chunk_s": 2.56, "overlap_s": 0.64}
-    assert default.config.embed == embed
-    assert echoic.Embedder(default).config.chunk_s == 2.56  # the recommendation is applied
+    assert default.config.name == "echoic-small" and default.config.objective == "byol_a"
+    assert default.config.data_hash and default.config.step == 7000
+    assert default.config.embed == {"scene_pool": "mean+max"}
     for (ka, va), (kb, vb) in zip(
-        default.state_dict().items(), tiny.state_dict().items(), strict=True
+        default.state_dict().items(), small.state_dict().items(), strict=True
     ):
         assert ka == kb and torch.equal(va, vb)
+    tiny = load("echoic-tiny")  # the previous default, still bundled
+    assert tiny.config.objective == "eat" and tiny.config.step > 0
+    embed = {"layer": -1, "freq_pool": "concat", "chunk_s": 2.56, "overlap_s": 0.64}
+    assert tiny.config.embed == embed
+    assert echoic.Embedder(tiny).config.chunk_s == 2.56  # the recommendation is applied
     untrained = load("echoic-untrained-tiny").state_dict()
     name = "encoder.patch_embed.proj.weight"
-    assert not torch.equal(default.state_dict()[name], untrained[name])  # really trained
+    assert not torch.equal(tiny.state_dict()[name], untrained[name])  # really trained

@@ -4,7 +4,7 @@ One name space for every kind of model (timm's ``pretrained_cfg`` idea):
 
 - ``echoic``: an echoic model directory (``model.safetensors`` + ``config.json``); the bundled ones
   under ``src/echoic/models/<name>/`` register themselves, plus ``echoic-untrained-tiny`` and
-  ``echoic-default`` (the bundled ``echoic-tiny`` when it is present);
+  ``echoic-default`` (the bundled ``echoic-small`` when it is present);
 - ``converted``: the same format, with ``provenance.converted_from`` in its ``config.json``; a
   public checkpoint file or folder that ``echoic.convert`` reads (a Hugging Face wav2vec 2.0 folder,
   …) is converted once into a cached directory of this kind (:data:`RESOLVERS`);
@@ -309,7 +309,7 @@ def _register_builtin() -> None:
     bundled = sorted(BUNDLED_DIR.glob(f"*/{CONFIG_FILE}")) if BUNDLED_DIR.is_dir() else []
     for config_path in bundled:
         register_card(directory_card(config_path.parent, name=config_path.parent.name))
-    # The default: the bundled trained model (docs/models/echoic-tiny.md); a checkout without it
+    # The default: the bundled trained model (docs/models/echoic-small.md); a checkout without it
     # falls back to the untrained tiny encoder, which says UNTRAINED wherever it is named.
     if (BUNDLED_DIR / BUNDLED_DEFAULT / CONFIG_FILE).is_file():
         default, same_as = directory_card(BUNDLED_DIR / BUNDLED_DEFAULT), BUNDLED_DEFAULT

@@ -40,7 +40,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 DEFAULT_MODEL = "echoic-default"
-BUNDLED_DEFAULT = "echoic-tiny"  # what echoic-default loads when it is bundled
+BUNDLED_DEFAULT = "echoic-small"  # what echoic-default loads when it is bundled
 BUNDLED_DIR = Path(__file__).resolve().parent / "models"
 
 

@@ -57,6 +57,8 @@ def test_rejects_wrong_shape(model):
 
 
 def test_default_model_loads_without_path():
-    m = hear.load_model("")  # the bundled echoic-tiny, with its recommended frequency concat
-    assert m.sample_rate == 16000 and m.scene_embedding_size == 8 * 192
-    assert m.timestamp_embedding_size == 8 * 192
+    m = hear.load_model("")  # the bundled echoic-small: 2,048-d CNN frames, mean + max scenes
+    assert m.sample_rate == 16000 and m.scene_embedding_size == 2048
+    assert m.timestamp_embedding_size == 2048
+    tiny = hear.load_model("echoic-tiny")  # by name, with its recommended frequency concat
+    assert tiny.scene_embedding_size == tiny.timestamp_embedding_size == 8 * 192

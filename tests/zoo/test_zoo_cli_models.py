@@ -19,7 +19,8 @@ def test_models_table_lists_every_card(capsys):
     for name in CARDS.names():
         assert any(line.split()[:1] == [name] for line in lines), name
     assert "NON-COMMERCIAL" in out  # openwakeword's weights
-    assert "models/echoic-tiny/model.safetensors" in out  # the bundled model's origin
+    assert "models/echoic-tiny/model.safetensors" in out  # the bundled models' origins
+    assert "models/echoic-small/model.safetensors" in out
 
 
 def test_models_json(capsys):
@@ -37,7 +38,10 @@ def test_models_json(capsys):
         tiny["layer_sizes"] == [8 * 192] * 13 and tiny["architecture"] == "vit_tiny on kaldi_fbank"
     )
     assert len(tiny["origin"]["sha256"]) == 64 and tiny["origin"]["path"].endswith(".safetensors")
-    assert by_name["echoic-default"]["origin"] == tiny["origin"]
+    small = by_name["echoic-small"]
+    assert small["kind"] == "echoic" and small["embedding_size"] == 2048
+    assert small["architecture"] == "byol_a on centred_mel"
+    assert by_name["echoic-default"]["origin"] == small["origin"] != tiny["origin"]
     assert by_name["echoic-untrained-tiny"]["origin"]["sha256"] is None
     for name, card in CARDS.items():
         assert by_name[name]["available"] == card.available()

@@ -2,9 +2,10 @@
 
 The floor any self-supervised training must beat: same frontend (Kaldi fbank, 128 bins), encoder
 (``vit_tiny``: 192 wide, 12 blocks) and Embedder as a trained echoic model, but weights drawn with
-``torch.manual_seed(RANDOM_VIT_SEED)`` (seed 1). Note ``echoic-default`` is, until a trained model
-is bundled, also an untrained ``vit_tiny`` but drawn with seed 0; this entry has its own seed so
-that the baseline row stays the same when the default changes.
+``torch.manual_seed(RANDOM_VIT_SEED)`` (seed 1). Note ``echoic-untrained-tiny`` (what
+``echoic-default`` falls back to in a checkout without a bundled model) is also an untrained
+``vit_tiny`` but drawn with seed 0; this entry has its own seed so that the baseline row stays the
+same whatever the default is.
 """
 
 from __future__ import annotations

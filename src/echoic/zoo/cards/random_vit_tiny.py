@@ -13,8 +13,8 @@ register(
         kind="baseline",
         licence="Apache-2.0 (random weights, seed 1)",
         build=lazy("echoic.zoo.random_vit_tiny:build"),
-        notes="echoic vit_tiny + Kaldi fbank at a fixed random init (seed 1; echoic-default "
-        "is seed 0)",
+        notes="echoic vit_tiny + Kaldi fbank at a fixed random init (seed 1; "
+        "echoic-untrained-tiny is seed 0)",
         embedding_size=192,
         sample_rate=16000,
         architecture="vit_tiny on kaldi_fbank (echoic Embedder)",
