@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from echoic.evaluate.skinny import rows_matmul
+
 __all__ = ["RECONSTRUCTION_TOLERANCE", "InterpolatedRows", "interpolated_rows"]
 
 RECONSTRUCTION_TOLERANCE = 1e-4
@@ -86,7 +88,7 @@ class InterpolatedRows:
     def linear_full(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``rows @ weight + bias`` computed on every native frame (after :meth:`compact`: all of
         them are used; no per-call index bookkeeping)."""
-        products = self.native @ weight
+        products = rows_matmul(self.native, weight)
         a = self.alpha[:, None].to(products.dtype)
         return torch.addcmul(
             torch.addcmul(bias, 1 - a, products[self.left]), a, products[self.right]
@@ -96,7 +98,7 @@ class InterpolatedRows:
         """``rows @ weight + bias`` ``(N, M)`` for ``weight (D, M)``, computed on the native frames
         the rows use (differentiable in ``weight``, ``bias`` and ``native``)."""
         used, inverse = torch.unique(torch.cat([self.left, self.right]), return_inverse=True)
-        products = self.native[used] @ weight  # (U, M)
+        products = rows_matmul(self.native[used], weight)  # (U, M)
         n = self.left.shape[0]
         a = self.alpha[:, None].to(products.dtype)
         return torch.addcmul(

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from echoic.evaluate.factored import InterpolatedRows
 from echoic.evaluate.metrics import MINIMISED
+from echoic.evaluate.skinny import rows_matmul
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, list[Any]]]
 
@@ -89,7 +90,7 @@ matrix products (:mod:`echoic.evaluate.factored`)."""
 
 
 def _logits(x: Rows, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return x.linear_full(w, b) if isinstance(x, InterpolatedRows) else x @ w + b
+    return x.linear_full(w, b) if isinstance(x, InterpolatedRows) else rows_matmul(x, w) + b
 
 
 def _objective(
