@@ -13,12 +13,11 @@ CPU seconds, the ratio, the searches made and how far the probabilities are apar
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
 
-from _cached_task import load, parser
+from _cached_task import load, parser, print_ratio
 from echoic.evaluate.data import gather
 from echoic.evaluate.knn import SplitNeighbours, knn_probabilities
 
@@ -65,9 +64,7 @@ def main() -> None:
     queries = len(results["per plan"])
     print(f"searches: per plan {queries * len(task.fold_plans()[0].train)}, split pairs "
           f"{searches}; probabilities max |diff| {diff:.2e}")  # fmt: skip
-    ratios = [a / b for a, b in zip(seconds["per plan"], seconds["split pairs"], strict=True)]
-    print(f"per plan / split pairs CPU: {statistics.median(ratios):.2f}x "
-          f"(per round {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+    print_ratio("per plan / split pairs CPU", seconds["per plan"], seconds["split pairs"])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ of both, how far apart their weights are, and the ratio::
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 
@@ -22,11 +21,8 @@ import torch
 
 import echoic.evaluate.factored as factored_module
 import echoic.evaluate.linear as linear_module
-from _cached_task import load, parser
-from echoic.evaluate.data import Scorer, gather
+from _cached_task import fold_setup, print_ratio
 from echoic.evaluate.linear import LinearFit, fit_linear
-from echoic.evaluate.metrics import report_metrics
-from echoic.evaluate.probes import _moments, _scale
 from echoic.evaluate.skinny import rows_matmul
 
 
@@ -36,23 +32,15 @@ def _use(product: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0], rounds=2)
-    p.add_argument("--fold", type=int, default=0)
-    args = p.parse_args()
-    task, emb = load(args)
-    plan = task.fold_plans()[args.fold]
-    train, valid, test = (gather(task, emb, s) for s in (plan.train, plan.valid, plan.test))
-    metrics = report_metrics(task.metrics, task.prediction_type, task.is_event)
-    valid_scorer, test_scorer = Scorer(task, valid, metrics), Scorer(task, test, metrics)
-    multilabel = task.prediction_type == "multilabel"
-    mean, std = _moments(train.x)
-    x, xv, xt = (_scale(v, mean, std) for v in (train.x, valid.x, test.x))
+    args, task, fold = fold_setup(__doc__.splitlines()[0], rounds=2)
+    x, xv, xt, targets, multilabel = fold.x, fold.xv, fold.xt, fold.targets, fold.multilabel
+    metrics, valid_scorer, test_scorer = fold.metrics, fold.valid_scorer, fold.test_scorer
     rows = x
-    if train.factored is not None:  # as the probe does (ProbeConfig.factor_events)
-        rows = train.factored.affine(
-            torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
+    if fold.train.factored is not None:  # as the probe does (ProbeConfig.factor_events)
+        rows = fold.train.factored.affine(
+            torch.from_numpy(fold.mean.astype(np.float32)),
+            torch.from_numpy(fold.std.astype(np.float32)),
         )
-    targets = train.targets if multilabel else train.labels
     form = "factored" if rows is not x else "dense"
     print(f"{args.model} on {task.name} fold {args.fold}: {x.shape[0]} training rows of "
           f"{x.shape[1]} dims ({form}), {task.n_labels} labels")  # fmt: skip
@@ -80,9 +68,7 @@ def main() -> None:
         diff = float((a.weight - b.weight).abs().max())
         print(f"weights at the chosen strength: max |difference| {diff:.3g} (max |weight| "
               f"{scale:.3g})")  # fmt: skip
-    ratios = [q / r for q, r in zip(seconds["plain"], seconds["rows_matmul"], strict=True)]
-    print(f"plain / rows_matmul CPU: {statistics.median(ratios):.2f}x "
-          f"(per round {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+    print_ratio("plain / rows_matmul CPU", seconds["plain"], seconds["rows_matmul"])
 
 
 if __name__ == "__main__":

@@ -16,32 +16,19 @@ Run (a task folder from ``echoic tasks build``, a model directory or card name):
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
 import torch
 
-from _cached_task import load, parser
-from echoic.evaluate.data import Scorer, gather
+from _cached_task import fold_setup, print_ratio
 from echoic.evaluate.linear import _objective, fit_linear, preconditioner, solve_logistic
-from echoic.evaluate.metrics import report_metrics
-from echoic.evaluate.probes import _moments, _scale
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0], rounds=1)
-    p.add_argument("--fold", type=int, default=0)
-    args = p.parse_args()
-    task, emb = load(args)
-    plan = task.fold_plans()[args.fold]
-    train, valid, test = (gather(task, emb, s) for s in (plan.train, plan.valid, plan.test))
-    metrics = report_metrics(task.metrics, task.prediction_type, task.is_event)
-    valid_scorer, test_scorer = Scorer(task, valid, metrics), Scorer(task, test, metrics)
-    multilabel = task.prediction_type == "multilabel"
-    mean, std = _moments(train.x)
-    x, xv, xt = (_scale(v, mean, std) for v in (train.x, valid.x, test.x))
-    targets = train.targets if multilabel else train.labels
+    args, task, fold = fold_setup(__doc__.splitlines()[0], rounds=1)
+    x, xv, xt, targets, multilabel = fold.x, fold.xv, fold.xt, fold.targets, fold.multilabel
+    metrics, valid_scorer, test_scorer = fold.metrics, fold.valid_scorer, fold.test_scorer
     y = torch.as_tensor(np.asarray(targets, np.float32 if multilabel else np.int64))
     rows = torch.as_tensor(x)
     print(f"{args.model} on {task.name} fold {args.fold}: {x.shape[0]} training rows of "
@@ -79,9 +66,7 @@ def main() -> None:
         for flag, fit in fits.items():
             gap = float(_objective(rows, y, fit.weight, fit.bias, fit.l2, multilabel)) - floor
             print(f"{names[flag]:>14}: objective above the refined minimum {gap:.2e}")
-    ratios = [p / q for p, q in zip(seconds[False], seconds[True], strict=True)]
-    print(f"plain / preconditioned CPU: {statistics.median(ratios):.2f}x "
-          f"(per round {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+    print_ratio("plain / preconditioned CPU", seconds[False], seconds[True])
 
 
 if __name__ == "__main__":
