@@ -30,10 +30,14 @@ from echoic.embed.base import NUMERICS_VERSION
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BUNDLED = ("echoic-tiny", "echoic-small")
-METAS = {
-    name: json.loads((FIXTURES / f"golden_{name.replace('-', '_')}.json").read_text())
-    for name in BUNDLED
-}
+
+
+def _fixture(name: str, suffix: str) -> Path:
+    """``tests/fixtures/golden_<model>.<suffix>`` (``-`` in the model name becomes ``_``)."""
+    return FIXTURES / f"golden_{name.replace('-', '_')}.{suffix}"
+
+
+METAS = {name: json.loads(_fixture(name, "json").read_text()) for name in BUNDLED}
 TOLERANCE = 1e-5  # scene embeddings
 TIMESTAMP_TOLERANCE = 5e-5  # single frames: float32 differences between CPUs reach 2.1e-5
 CASES = [
@@ -65,6 +69,11 @@ def _load(name: str) -> echoic.EchoicModel:
     return echoic.load(name)
 
 
+@functools.cache
+def _golden(name: str) -> dict[str, np.ndarray]:
+    return load_file(str(_fixture(name, "safetensors")))
+
+
 def test_every_bundled_model_has_a_fixture() -> None:
     from echoic.model_format import BUNDLED_DIR
 
@@ -90,7 +99,7 @@ def test_embeddings_match_the_golden_outputs(
     shared_data: Path, name: str, clip: str, setting: str
 ) -> None:
     meta = METAS[name]
-    golden = load_file(str(FIXTURES / f"golden_{name.replace('-', '_')}.safetensors"))
+    golden = _golden(name)
     model = _load(name)
     embedder = echoic.Embedder(model, **meta["settings"][setting])
     wave, _ = load_audio(shared_data / meta["clips"][clip], sample_rate=embedder.sample_rate)
