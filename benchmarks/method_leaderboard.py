@@ -13,6 +13,12 @@ any case. Each seed trains with ``--trainer.threads 1``; the random row exports 
 encoder untrained (seeded). Each model is scored with ``echoic eval --protocol linear`` and
 ``--protocol knn`` (one probe seed: the spread reported is over pretraining seeds). Every step
 is resumable: a finished run, export or evaluation is skipped on the next call.
+
+The work folder (checkpoints, caches, evaluations) is scratch and gitignored; what the tables are
+made of is committed: one small JSON record per (method, seed) and one calibration per method in
+``benchmarks/records/methods/``. A fresh checkout therefore keeps every finished row and the
+``max_steps`` each method trains with, and the tables in docs/methods.md are rebuilt from the
+records alone (tests/test_method_records.py checks that the two agree).
 """
 
 from __future__ import annotations
@@ -59,6 +65,13 @@ def run(cmd: list[str], log: Path) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+RECORDS = ROOT / "benchmarks" / "records" / "methods"
+# every row of docs/methods.md, in table order (methods without records are left out)
+ORDER = [
+    "random", "random_wav", "random_cnn", "mae", "eat", "eat_patchout", "ssast", "ssast_ssamba",
+    "m2d", "byol_a", "tera", "data2vec2", "wavjepa", "asit", "beats", "hubert", "mert", "spear",
+    "unfused",
+]  # fmt: skip
 SIZE = "tiny"
 # random-initialisation rows: the encoder and frontend of this method's recipe, untrained
 RANDOM = {
@@ -91,8 +104,13 @@ def pretrain_cmd(method: str, out: Path, seed: int, corpus: Path, extra: list[st
 def calibrate(method: str, work: Path, corpus: Path, minutes: float) -> dict[str, float]:
     """CPU seconds per step (two short runs) and the max_steps that fit the budget."""
     path = work / method / "calibration.json"
+    recorded = RECORDS / f"{method}-calibration.json"
     if path.exists():
         return json.loads(path.read_text())
+    if recorded.exists():  # measured once, kept for every later seed and checkout
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(recorded.read_text())
+        return json.loads(recorded.read_text())
     cpu = {}
     for steps in (4, 16):
         out = work / method / f"calibrate-{steps}"
@@ -103,6 +121,9 @@ def calibrate(method: str, work: Path, corpus: Path, minutes: float) -> dict[str
     steps = int((minutes * 60 - startup) * 0.95 / per_step)
     result = {"cpu_s_per_step": per_step, "startup_cpu_s": startup, "max_steps": steps}
     path.write_text(json.dumps(result, indent=1))
+    if SIZE == "tiny":
+        RECORDS.mkdir(parents=True, exist_ok=True)
+        recorded.write_text(json.dumps({**result, "cpu": cpu_name()}, indent=1) + "\n")
     return result
 
 
@@ -171,9 +192,56 @@ def primary_scores(results: Path) -> dict[str, float]:
     return {r["task"]: float(r["mean"]) for r in rows}
 
 
-def table(work: Path, methods: list[str], seeds: list[int], minutes: float) -> str:
+def cpu_name() -> str:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    names = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln]
+    return names[0] if names else "?"
+
+
+def save_record(
+    work: Path, method: str, seed: int, protocols: list[str], folder: Path = RECORDS
+) -> Path:
+    """The committed record of one finished (method, seed): steps, training CPU, primary scores."""
+    scores = {
+        protocol: primary_scores(work / "eval" / protocol / f"{method}-seed{seed}" / "results.csv")
+        for protocol in protocols
+    }
+    record: dict[str, object] = {"method": method, "seed": seed, "steps": 0, "train_cpu_s": 0.0}
+    if method not in RANDOM:  # the steps the exported model trained (the CPU budget may cut)
+        config = json.loads((work / method / f"seed{seed}" / "model" / "config.json").read_text())
+        record["steps"] = int(config["model"]["step"])
+        record["max_steps"] = json.loads((work / method / "calibration.json").read_text())[
+            "max_steps"
+        ]
+        train_json = work / method / f"seed{seed}" / "train.json"
+        record["train_cpu_s"] = round(json.loads(train_json.read_text())["cpu_s"], 1)
+    record |= {
+        "scores": {p: {t: round(v, 6) for t, v in sorted(s.items())} for p, s in scores.items()},
+        "cpu": cpu_name(),
+        "date": time.strftime("%Y-%m-%d"),
+        "source": "benchmarks/method_leaderboard.py",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{method}-seed{seed}.json"
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def load_records(folder: Path = RECORDS) -> dict[tuple[str, int], dict]:
+    records = {}
+    for path in sorted(folder.glob("*-seed*.json")):
+        r = json.loads(path.read_text())
+        records[(r["method"], int(r["seed"]))] = r
+    return records
+
+
+def table(records: dict[tuple[str, int], dict], seeds: list[int], tasks: list[str]) -> str:
+    """Both tables (linear, kNN) of docs/methods.md from the records: mean over the seeds found,
+    ± the standard deviation of the nine-task average over those seeds."""
     lines = []
-    short = [SHORT[FULL.index(t)] if t in FULL else t for t in TASKS]
+    short = [SHORT[FULL.index(t)] if t in FULL else t for t in tasks]
+    methods = [m for m in ORDER if any(k[0] == m for k in records)]
+    methods += sorted({k[0] for k in records} - set(methods))
     for protocol in ("linear", "knn"):
         lines += [
             f"### {protocol}",
@@ -182,29 +250,17 @@ def table(work: Path, methods: list[str], seeds: list[int], minutes: float) -> s
             "|---|---|---|---|" + "---|" * len(short),
         ]
         for method in methods:
-            per_seed: list[dict[str, float]] = []
-            for seed in seeds:
-                results = work / "eval" / protocol / f"{method}-seed{seed}" / "results.csv"
-                if results.exists():
-                    per_seed.append(primary_scores(results))
+            found = [records[(method, s)] for s in seeds if (method, s) in records]
+            per_seed = [r["scores"][protocol] for r in found if protocol in r["scores"]]
             if not per_seed:
                 continue
-            averages = [statistics.mean(s[t] for t in TASKS) for s in per_seed]
-            cells = []
-            for task in TASKS:
-                values = [s[task] for s in per_seed]
-                cells.append(f"{statistics.mean(values):.3f}")
+            averages = [statistics.mean(s[t] for t in tasks) for s in per_seed]
+            cells = [f"{statistics.mean(s[t] for s in per_seed):.3f}" for t in tasks]
             spread = statistics.stdev(averages) if len(averages) > 1 else 0.0
             steps, cpu = "0", "0"
             if method not in RANDOM:
-                cal = json.loads((work / method / "calibration.json").read_text())
-                train_cpu = [
-                    json.loads((work / method / f"seed{s}" / "train.json").read_text())["cpu_s"]
-                    for s in seeds
-                    if (work / method / f"seed{s}" / "train.json").exists()
-                ]
-                steps = str(cal["max_steps"])
-                cpu = f"{statistics.mean(train_cpu) / 60:.1f}" if train_cpu else "?"
+                steps = "/".join(sorted({str(r["steps"]) for r in found}))
+                cpu = f"{statistics.mean(r['train_cpu_s'] for r in found) / 60:.1f}"
             lines.append(
                 f"| {method} | {steps} | {cpu} | {statistics.mean(averages):.3f} ± {spread:.3f} "
                 f"(n={len(per_seed)}) | " + " | ".join(cells) + " |"
@@ -251,18 +307,26 @@ def main() -> None:
     if not args.corpus.exists():
         raise SystemExit(f"no corpus at {args.corpus}; build it: echoic corpus build --out corpus")
     print(f"lscpu: {subprocess.run(['lscpu'], capture_output=True, text=True).stdout[:300]}")
+    # the committed records for the real leaderboard; a test-size or task-subset run keeps its own
+    records = RECORDS if SIZE == "tiny" and TASKS == FULL else args.work / "records"
     for seed in seeds:  # seed by seed: a partial run still covers every method
         for method in order:
+            if not args.train_only and (records / f"{method}-seed{seed}.json").exists():
+                print(f"{method} seed {seed}: recorded", flush=True)
+                continue
             model = train(method, seed, args.work, args.corpus, args.cpu_minutes)
             print(f"{method} seed {seed}: {model}", flush=True)
             if args.train_only:
                 continue
-            for protocol in args.protocols.split(","):
+            protocols = args.protocols.split(",")
+            for protocol in protocols:
                 evaluate(model, f"{method}-seed{seed}", protocol, args.work, tasks, args.jobs)
                 print(f"  {protocol} done", flush=True)
+            path = save_record(args.work, method, seed, protocols, records)
+            print(f"  record: {path}", flush=True)
             if args.write:  # after every method, so a stopped run leaves its rows in the doc
-                write_table(args.write, table(args.work, methods, seeds, args.cpu_minutes))
-    text = table(args.work, methods, seeds, args.cpu_minutes)
+                write_table(args.write, table(load_records(records), seeds, TASKS))
+    text = table(load_records(records), seeds, TASKS)
     print(text)
     if args.write:
         write_table(args.write, text)
