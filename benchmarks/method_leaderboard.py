@@ -112,10 +112,11 @@ def calibrate(method: str, work: Path, corpus: Path, minutes: float) -> dict[str
     recorded = RECORDS / f"{method}-calibration.json"
     if path.exists():
         return json.loads(path.read_text())
-    if recorded.exists():  # measured once, kept for every later seed and checkout
+    if SIZE == "tiny" and recorded.exists():  # measured once, kept for every seed and checkout
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(recorded.read_text())
-        return json.loads(recorded.read_text())
+        text = recorded.read_text()
+        path.write_text(text)
+        return json.loads(text)
     cpu = {}
     for steps in (4, 16):
         out = work / method / f"calibrate-{steps}"
