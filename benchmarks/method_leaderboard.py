@@ -18,7 +18,10 @@ The work folder (checkpoints, caches, evaluations) is scratch and gitignored; wh
 made of is committed: one small JSON record per (method, seed) and one calibration per method in
 ``benchmarks/records/methods/``. A fresh checkout therefore keeps every finished row and the
 ``max_steps`` each method trains with, and the tables in docs/methods.md are rebuilt from the
-records alone (tests/test_method_records.py checks that the two agree).
+records alone (tests/test_method_records.py checks that the two agree). Two jobs with disjoint
+``--methods`` fill two cores; run them without ``--write`` and rebuild the doc afterwards:
+
+    python benchmarks/method_leaderboard.py --tables-only --seeds 0,1,2 --write docs/methods.md
 """
 
 from __future__ import annotations
@@ -298,6 +301,11 @@ def main() -> None:
         help="evaluation processes (echoic eval --jobs; 1 beside other work)",
     )
     p.add_argument("--write", type=Path, default=None, help="write the tables into this file")
+    p.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="train nothing: print (and --write) the tables from the records for --seeds",
+    )
     args = p.parse_args()
     global SIZE
     SIZE = args.size
@@ -308,6 +316,12 @@ def main() -> None:
         raise SystemExit(f"--first names methods not in --methods: {', '.join(unknown)}")
     order = first + [m for m in methods if m not in first]  # the tables keep --methods' order
     TASKS[:] = args.tasks.split(",")
+    if args.tables_only:  # the committed records alone (two jobs with different --seeds each)
+        text = table(load_records(RECORDS), seeds, TASKS)
+        print(text)
+        if args.write:
+            write_table(args.write, text)
+        return
     tasks = [args.tasks_dir / f"{t}-v1.0.0-full" for t in TASKS]
     missing = [t for t in tasks if not t.is_dir()]
     if missing:
