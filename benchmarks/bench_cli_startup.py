@@ -15,26 +15,16 @@ Run::
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from _table import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-
-
-def machine() -> str:
-    flags = set()
-    if Path("/proc/cpuinfo").is_file():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    shown = sorted(flags & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"})
-    return f"cpu flags: {' '.join(shown) or 'none of avx2/avx512'}; cores: {os.cpu_count()}"
 
 
 def bench(a: list[str], b: list[str] | None, runs: int) -> None:

@@ -17,26 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.processor()
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "")
-    wanted = [
-        f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags
-    ]
-    return f"{fields.get('Model name', '?').strip()}; flags: {' '.join(wanted)}"
+from _table import machine
 
 
 def clips(folder: Path, count: int, seconds: float, rate: int = 16000) -> list[np.ndarray]:
@@ -89,7 +76,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     total = args.clips * args.seconds
     print(
-        f"CPU: {_cpu()}; torch threads {args.threads}; OMP_NUM_THREADS="
+        f"{machine()}; torch threads {args.threads}; OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; load average {os.getloadavg()[0]:.2f}"
     )
     print(

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from _table import machine
 from echoic.data import pad_batch
 from echoic.encoders import build_encoder, encoder_config
 from echoic.encoders.base import Encoder
@@ -276,6 +277,7 @@ def main() -> None:
         waveform = clips_features(args.clips, args.crop_s, "waveform")
     cfg = encoder_config(args.encoder)
     grid = token_grid(cfg.n_bins, features.n_frames, cfg.patch)  # type: ignore[attr-defined]
+    print(machine())
     print(
         f"encoder {args.encoder}, {args.clips} clips of {args.crop_s:g} s = {features.n_frames} "
         f"frames = {grid[0]}x{grid[1]} patches, fp32 on {torch.get_num_threads()} CPU threads, "

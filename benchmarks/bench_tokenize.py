@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 
+from _table import machine
 from echoic.embed.token_frames import FrameSource, gather_frames
 from echoic.tokenizers import build_tokenizer
 
@@ -82,6 +83,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
+    print(machine())
     print(f"torch {torch.__version__}, faiss {faiss.__version__}, 1 thread, {args.frames} frames")
     print(
         f"{'tokenizer':<18} {'input':<9} {'width':>5} {'codes':>10} {'fit s':>7} "
